@@ -1,0 +1,192 @@
+"""The ACD's vocabulary: channels, skills, agents, queues, routing steps, contacts.
+
+Configuration objects are frozen; the runtime objects (`Contact`, `AgentRuntime`) are owned and
+mutated only by the router while it applies events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Mapping
+
+MIN_LEVEL = 1
+MAX_LEVEL = 10
+
+
+class Channel(StrEnum):
+    VOICE = "voice"
+    CALLBACK = "callback"
+    CHAT = "chat"
+    EMAIL = "email"
+    SMS = "sms"
+    WORK_ITEM = "work_item"
+
+
+PHONE_CHANNELS = frozenset({Channel.VOICE, Channel.CALLBACK})
+
+# Cross-channel rules: while an agent has work on the key channel, no new work of the listed
+# channels is offered. A phone call (live or callback) blocks everything else; a chat does not
+# block email (the issue's example), and nothing blocks a channel except by these rules or capacity.
+DEFAULT_BLOCKS: Mapping[Channel, frozenset[Channel]] = {
+    Channel.VOICE: frozenset(Channel) - {Channel.VOICE},
+    Channel.CALLBACK: frozenset(Channel) - {Channel.CALLBACK},
+}
+
+
+class Strategy(StrEnum):
+    LONGEST_IDLE = "longest_idle"
+    BEST_SKILL = "best_skill"
+    LEAST_OCCUPIED = "least_occupied"
+    ROUND_ROBIN = "round_robin"
+    FEWEST_CONTACTS = "fewest_contacts"
+    LINEAR = "linear"
+    RANDOM = "random"
+
+
+class Presence(StrEnum):
+    """What the agent asked for; the displayed `AgentState` also depends on their work."""
+
+    LOGGED_OUT = "logged_out"
+    READY = "ready"
+    NOT_READY = "not_ready"
+
+
+class AgentState(StrEnum):
+    LOGGED_OUT = "logged_out"
+    AVAILABLE = "available"
+    RESERVED = "reserved"
+    BUSY = "busy"
+    WRAP_UP = "wrap_up"
+    NOT_READY = "not_ready"
+
+
+class ContactState(StrEnum):
+    SCHEDULED = "scheduled"  # a callback booked for later: not yet in the queue
+    QUEUED = "queued"
+    OFFERED = "offered"
+    CONNECTED = "connected"
+    HELD = "held"
+    WRAP_UP = "wrap_up"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"
+
+
+ACTIVE_STATES = frozenset({ContactState.CONNECTED, ContactState.HELD})
+WAITING_STATES = frozenset({ContactState.QUEUED, ContactState.OFFERED})
+FINAL_STATES = frozenset({ContactState.COMPLETED, ContactState.ABANDONED})
+
+RONA_REASON = "RONA"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class SkillRequirement:
+    skill: str
+    min_level: int = MIN_LEVEL
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingStep:
+    """One ring of the bullseye. From `after_s` seconds of age the contact's requirement relaxes.
+
+    Steps widen cumulatively: groups and overflow queues added by earlier steps stay added, and the
+    level drop in force is the largest one so far.
+    """
+
+    after_s: float
+    level_drop: int = 0
+    add_groups: tuple[str, ...] = ()
+    overflow_queues: tuple[str, ...] = ()  # agents serving these queues may take it, skills aside
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    id: str
+    name: str = ""
+    strategy: Strategy = Strategy.LONGEST_IDLE
+    sl_threshold_s: float = 30.0
+    skills: tuple[SkillRequirement, ...] = ()  # carried by every contact of the queue
+    groups: tuple[str, ...] = ()  # agent groups serving the queue; empty means every agent
+    steps: tuple[RoutingStep, ...] = ()
+    offer_timeout_s: float = 20.0
+    wrap_up_s: float = 0.0
+    wrap_up_codes: tuple[str, ...] = ()
+    wrap_up_code_required: bool = False
+    priority_boost_per_s: float = 0.0  # ageing: priority gained per second waited
+    short_abandon_s: float = 5.0
+    preferred_agent_timeout_s: float = 30.0
+    random_seed: int = 0
+    linear_order: tuple[str, ...] = ()  # agent ids in hunt order; default is configuration order
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    id: str
+    name: str = ""
+    skills: Mapping[str, int] = field(default_factory=dict)
+    capacity: Mapping[Channel, int] = field(default_factory=lambda: {Channel.VOICE: 1})
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CenterConfig:
+    """Everything the router needs to know that does not change while it runs."""
+
+    skills: tuple[str, ...]
+    queues: Mapping[str, QueueConfig]
+    agents: Mapping[str, AgentConfig]
+    blocks: Mapping[Channel, frozenset[Channel]] = field(default_factory=lambda: dict(DEFAULT_BLOCKS))
+    rona_misses: int = 2  # misses in a row before an agent is made not-ready with reason RONA
+    not_ready_reasons: tuple[str, ...] = ("break", "lunch", "meeting", "training", RONA_REASON)
+    interval_s: float = 900.0
+    day_offset_s: float = 0.0  # local time minus `now` seconds, so "today" starts at local midnight
+
+
+@dataclass(frozen=True, slots=True)
+class ContactSpec:
+    """What a channel adapter knows when a contact arrives."""
+
+    id: str
+    queue: str
+    channel: Channel = Channel.VOICE
+    requirements: tuple[SkillRequirement, ...] = ()
+    priority: int = 0
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    preferred_agent: str | None = None
+    enqueued_at: float | None = None  # age carried from before (IVR time, an earlier queue)
+    schedule_at: float | None = None  # a scheduled callback enters the queue then
+
+
+@dataclass(slots=True)
+class Contact:
+    id: str
+    queue: str
+    channel: Channel
+    requirements: tuple[SkillRequirement, ...]  # the contact's own plus its queue's, merged
+    own_requirements: tuple[SkillRequirement, ...]  # what the contact itself asked for (kept on transfer)
+    priority: int
+    attributes: dict[str, Any]
+    enqueued_at: float  # original age; kept across RONA, widening, transfer and callback
+    seq: int  # arrival order: the last tie-break, so equal contacts stay first-in first-out
+    state: ContactState = ContactState.QUEUED
+    ring: int = 0  # 0 is the queue's base requirement; n is after steps[n-1]
+    restrict_to: str | None = None  # preferred or transferred-to agent
+    restrict_until: float | None = None
+    agent: str | None = None
+    offer_deadline: float | None = None
+    offers: int = 0
+    declined_by: set[str] = field(default_factory=set)
+    first_answered_at: float | None = None
+    answered_at: float | None = None
+    hold_started: float | None = None
+    hold_s: float = 0.0
+    talk_s: float = 0.0
+    ended_at: float | None = None
+    wrap_up_code: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    # heap bookkeeping, private to the router
+    route_class: Any = None
+    heap_token: int = 0
+
+    def waited(self, now: float) -> float:
+        return now - self.enqueued_at

@@ -1,0 +1,112 @@
+"""An agent at run time: presence, the work and offers they hold, and what capacity they have left.
+
+Capacity is per channel (voice 1, chat 3, ...) and cross-channel rules block whole channels while
+the agent has work on another (a phone call blocks new chats and emails). An offer reserves a slot
+exactly like work does, until it is accepted or missed.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from acd.model import AgentConfig, AgentState, Channel, ContactState, Presence
+
+
+class Activity:
+    """Coarse time buckets for occupancy: busy (any work or offer), idle (ready, nothing), away."""
+
+    BUSY = "busy"
+    IDLE = "idle"
+    AWAY = "away"  # not ready
+    OFF = "off"  # logged out
+
+
+class AgentRuntime:
+    __slots__ = ("cfg", "id", "order", "presence", "reason", "load", "offers", "work", "idle_since",
+                 "rona_streak", "day", "handled_today", "busy_s", "staffed_s", "activity", "activity_since")
+
+    def __init__(self, cfg: AgentConfig, order: int):
+        self.cfg = cfg
+        self.id = cfg.id
+        self.order = order  # configuration order: linear hunt and tie-breaks
+        self.presence = Presence.LOGGED_OUT
+        self.reason: str | None = None
+        self.load: dict[Channel, int] = {}
+        self.offers: dict[str, Channel] = {}  # contact id -> channel
+        self.work: dict[str, Channel] = {}  # contacts connected, held or in wrap-up
+        self.idle_since = 0.0
+        self.rona_streak = 0
+        self.day = -1
+        self.handled_today = 0
+        self.busy_s = 0.0
+        self.staffed_s = 0.0
+        self.activity = Activity.OFF
+        self.activity_since = 0.0
+
+    # capacity -------------------------------------------------------------------------------
+    def free_channels(self, blocks: Mapping[Channel, frozenset[Channel]]) -> list[Channel]:
+        if self.presence is not Presence.READY:
+            return []
+        load = self.load
+        blocked: set[Channel] = set()
+        for ch, n in load.items():
+            if n:
+                blocked |= blocks.get(ch, frozenset())
+        return [ch for ch, cap in self.cfg.capacity.items() if load.get(ch, 0) < cap and ch not in blocked]
+
+    def hold_slot(self, contact_id: str, channel: Channel, *, offer: bool) -> None:
+        self.load[channel] = self.load.get(channel, 0) + 1
+        (self.offers if offer else self.work)[contact_id] = channel
+
+    def release_slot(self, contact_id: str) -> Channel:
+        channel = self.offers.pop(contact_id, None) or self.work.pop(contact_id)
+        self.load[channel] -= 1
+        if not self.load[channel]:
+            del self.load[channel]
+        return channel
+
+    def promote_offer(self, contact_id: str) -> None:
+        self.work[contact_id] = self.offers.pop(contact_id)
+
+    # occupancy clock ------------------------------------------------------------------------
+    def current_activity(self) -> str:
+        if self.presence is Presence.LOGGED_OUT:
+            return Activity.OFF
+        if self.load:
+            return Activity.BUSY
+        return Activity.IDLE if self.presence is Presence.READY else Activity.AWAY
+
+    def clock(self, now: float) -> tuple[str, str] | None:
+        """Close the running activity at `now`; return (old, new) when the activity changed."""
+        new = self.current_activity()
+        span = now - self.activity_since
+        if self.activity == Activity.BUSY:
+            self.busy_s += span
+        if self.activity in (Activity.BUSY, Activity.IDLE):
+            self.staffed_s += span
+        self.activity_since = now
+        if new == self.activity:
+            return None
+        old, self.activity = self.activity, new
+        return old, new
+
+    def occupancy(self, now: float) -> float:
+        span = now - self.activity_since
+        busy = self.busy_s + (span if self.activity == Activity.BUSY else 0.0)
+        staffed = self.staffed_s + (span if self.activity in (Activity.BUSY, Activity.IDLE) else 0.0)
+        return busy / staffed if staffed > 0 else 0.0
+
+    # what a supervisor sees -----------------------------------------------------------------
+    def state(self, contact_states: Mapping[str, ContactState]) -> AgentState:
+        if self.presence is Presence.LOGGED_OUT:
+            return AgentState.LOGGED_OUT
+        states = [contact_states[c] for c in self.work]
+        if any(s in (ContactState.CONNECTED, ContactState.HELD) for s in states):
+            return AgentState.BUSY
+        if self.offers:
+            return AgentState.RESERVED
+        if states:
+            return AgentState.WRAP_UP
+        if self.presence is Presence.NOT_READY:
+            return AgentState.NOT_READY
+        return AgentState.AVAILABLE

@@ -1,0 +1,892 @@
+"""The router: skills-based matching of contacts to agents, as a deterministic event-sourced state machine.
+
+Commands (`enqueue`, `accept`, `tick`, ...) check their input against the current state, raise a
+typed error and change nothing if it makes no sense, otherwise decide and return the events they
+caused. State changes only in `apply`, so `Router.replay(center, events)` rebuilds the same state.
+Time is always an argument; `next_due()` says when the router next needs a `tick`.
+
+Indexing, so a decision costs about the log of the number of waiting contacts:
+- waiting contacts sit in *route classes*: one heap per (queue, channel, ring rule, agent
+  restriction), ordered by ageing priority, then original age, then arrival;
+- each class knows the agents qualified for it, each agent the classes it qualifies for;
+- `_free[channel]` holds the ready agents with a slot left on that channel.
+A freed agent peeks at the heads of its classes; a new contact intersects its class's agents with
+the free set. Between commands no waiting contact has a free, qualified agent that has not refused it.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from typing import Any, Callable, Iterable, Iterator
+
+from acd import errors
+from acd.eligibility import RingRule, merge_requirements, ring_rule, serves
+from acd.events import (
+    AgentLoggedIn,
+    AgentLoggedOut,
+    AgentNotReady,
+    AgentReady,
+    CallbackDue,
+    CallbackRequested,
+    CallbackScheduled,
+    ContactAbandoned,
+    ContactAnswered,
+    ContactEnded,
+    ContactHeld,
+    ContactOffered,
+    ContactQueued,
+    ContactResumed,
+    ContactTransferred,
+    ContactWidened,
+    Event,
+    OfferMissed,
+    WrapUpCompleted,
+)
+from acd.model import (
+    MAX_LEVEL,
+    MIN_LEVEL,
+    RONA_REASON,
+    WAITING_STATES,
+    AgentState,
+    CenterConfig,
+    Channel,
+    Contact,
+    ContactSpec,
+    ContactState,
+    Presence,
+    QueueConfig,
+    SkillRequirement,
+)
+from acd.reservations import AgentRuntime
+from acd.stats import DEFAULT_AHT_S, CenterStats
+from acd.strategies import choose
+
+
+class RouteClass:
+    """Waiting contacts that share a queue, channel, ring rule and agent restriction."""
+
+    __slots__ = ("key", "queue", "channel", "rule", "restrict", "boost", "heap", "size", "agents")
+
+    def __init__(self, key: tuple[Any, ...], queue: QueueConfig, channel: Channel, rule: RingRule,
+                 restrict: str | None):
+        self.key = key
+        self.queue = queue
+        self.channel = channel
+        self.rule = rule
+        self.restrict = restrict
+        self.boost = queue.priority_boost_per_s
+        self.heap: list[tuple[float, float, int, int, str]] = []
+        self.size = 0
+        self.agents: set[str] = set()
+
+
+# timer kinds
+_WIDEN, _RESTRICT, _OFFER, _WRAP, _CALLBACK = range(5)
+
+
+class Router:
+    def __init__(self, center: CenterConfig):
+        self.center = center
+        self.now = float("-inf")
+        self.contacts: dict[str, Contact] = {}
+        self.agents: dict[str, AgentRuntime] = {
+            a.id: AgentRuntime(a, i) for i, a in enumerate(center.agents.values())}
+        self.stats = CenterStats({q.id: q.sl_threshold_s for q in center.queues.values()}, center.interval_s)
+        self._classes: dict[tuple[Any, ...], RouteClass] = {}
+        self._agent_classes: dict[str, dict[Channel, list[RouteClass]]] = {a: {} for a in self.agents}
+        self._free: dict[Channel, set[str]] = {ch: set() for ch in Channel}
+        self._waiting: dict[str, dict[str, Contact]] = {q: {} for q in center.queues}
+        self._timers: list[tuple[float, int, int, str, float]] = []
+        self._timer_seq = 0
+        self._arrivals = 0
+        self._token = 0
+        self._rr_last: dict[str, int] = {}
+        self._linear: dict[str, dict[str, int]] = {
+            q.id: {a: i for i, a in enumerate(q.linear_order)} for q in center.queues.values()}
+        self._pending_agents: deque[str] = deque()
+        self._pending_contacts: deque[str] = deque()
+        self._out: list[Event] | None = None
+        self._apply_table: dict[type[Event], Callable[[Any], None]] = {
+            AgentLoggedIn: self._on_logged_in, AgentLoggedOut: self._on_logged_out,
+            AgentReady: self._on_ready, AgentNotReady: self._on_not_ready,
+            ContactQueued: self._on_queued, CallbackScheduled: self._on_scheduled,
+            CallbackDue: self._on_callback_due, CallbackRequested: self._on_callback_requested,
+            ContactWidened: self._on_widened, ContactOffered: self._on_offered,
+            OfferMissed: self._on_missed, ContactAnswered: self._on_answered,
+            ContactHeld: self._on_held, ContactResumed: self._on_resumed,
+            ContactTransferred: self._on_transferred, ContactEnded: self._on_ended,
+            WrapUpCompleted: self._on_wrapped, ContactAbandoned: self._on_abandoned,
+        }
+
+    @classmethod
+    def replay(cls, center: CenterConfig, events: Iterable[Event]) -> "Router":
+        router = cls(center)
+        for event in events:
+            router.apply(event)
+        return router
+
+    # ------------------------------------------------------------------------------------------
+    # agent commands
+    def login(self, agent: str, now: float, *, ready: bool = False) -> list[Event]:
+        a = self._agent(agent)
+        if a.presence is not Presence.LOGGED_OUT:
+            raise errors.InvalidTransition(f"agent {agent!r} is already logged in")
+        with self._command(now) as t:
+            self._emit(AgentLoggedIn(t, agent))
+            if ready:
+                self._emit(AgentReady(t, agent))
+        return self._take()
+
+    def logout(self, agent: str, now: float) -> list[Event]:
+        a = self._agent(agent)
+        if a.presence is Presence.LOGGED_OUT:
+            raise errors.InvalidTransition(f"agent {agent!r} is not logged in")
+        if a.work or a.offers:
+            raise errors.AgentHasWork(f"agent {agent!r} still has {len(a.work) + len(a.offers)} contact(s)")
+        with self._command(now) as t:
+            self._emit(AgentLoggedOut(t, agent))
+        return self._take()
+
+    def set_ready(self, agent: str, now: float) -> list[Event]:
+        a = self._agent(agent)
+        if a.presence is Presence.LOGGED_OUT:
+            raise errors.InvalidTransition(f"agent {agent!r} is not logged in")
+        with self._command(now) as t:
+            if a.presence is not Presence.READY:
+                self._emit(AgentReady(t, agent))
+        return self._take()
+
+    def set_not_ready(self, agent: str, now: float, reason: str) -> list[Event]:
+        a = self._agent(agent)
+        if a.presence is Presence.LOGGED_OUT:
+            raise errors.InvalidTransition(f"agent {agent!r} is not logged in")
+        if reason not in self.center.not_ready_reasons:
+            raise errors.InvalidReason(
+                f"unknown not-ready reason {reason!r} (one of: {', '.join(self.center.not_ready_reasons)})")
+        with self._command(now) as t:
+            if a.presence is not Presence.NOT_READY or a.reason != reason:
+                self._emit(AgentNotReady(t, agent, reason))
+        return self._take()
+
+    # ------------------------------------------------------------------------------------------
+    # contact commands
+    def enqueue(self, spec: ContactSpec, now: float) -> list[Event]:
+        if spec.id in self.contacts:
+            raise errors.DuplicateContact(f"contact {spec.id!r} already exists")
+        queue = self._queue(spec.queue)
+        self._check_requirements(spec.requirements)
+        if spec.preferred_agent is not None:
+            self._agent(spec.preferred_agent)
+        with self._command(now) as t:
+            enqueued_at = min(spec.enqueued_at, t) if spec.enqueued_at is not None else t
+            if spec.schedule_at is not None and spec.schedule_at > t:
+                self._emit(CallbackScheduled(
+                    t, spec.id, queue.id, Channel(spec.channel), tuple(spec.requirements), spec.priority,
+                    dict(spec.attributes), enqueued_at, spec.schedule_at))
+            else:
+                until = t + queue.preferred_agent_timeout_s if spec.preferred_agent else None
+                self._emit(ContactQueued(
+                    t, spec.id, queue.id, Channel(spec.channel), tuple(spec.requirements), spec.priority,
+                    dict(spec.attributes), enqueued_at, spec.preferred_agent, until))
+        return self._take()
+
+    def accept(self, contact: str, agent: str, now: float) -> list[Event]:
+        c = self._offered_to(contact, agent, now)
+        with self._command(now) as t:
+            self._emit(ContactAnswered(t, c.id, agent))
+        return self._take()
+
+    def reject(self, contact: str, agent: str, now: float, *, reason: str = "rejected") -> list[Event]:
+        """The agent declined, or the station answered busy (`reason="busy"`)."""
+        c = self._offered_to(contact, agent, now)
+        with self._command(now) as t:
+            self._miss(c, t, reason)
+        return self._take()
+
+    def hold(self, contact: str, now: float) -> list[Event]:
+        self._expect(self._contact(contact), ContactState.CONNECTED, "hold")
+        with self._command(now) as t:
+            self._emit(ContactHeld(t, contact))
+        return self._take()
+
+    def resume(self, contact: str, now: float) -> list[Event]:
+        self._expect(self._contact(contact), ContactState.HELD, "resume")
+        with self._command(now) as t:
+            self._emit(ContactResumed(t, contact))
+        return self._take()
+
+    def transfer(self, contact: str, now: float, *, to_queue: str | None = None, to_agent: str | None = None,
+                 note: str = "") -> list[Event]:
+        """Blind transfer to a queue and/or a named agent; the contact keeps its age and history."""
+        c = self._contact(contact)
+        self._expect(c, (ContactState.CONNECTED, ContactState.HELD, ContactState.QUEUED), "transfer")
+        queue = self._queue(to_queue or c.queue)
+        if to_agent is not None:
+            self._agent(to_agent)
+        with self._command(now) as t:
+            until = t + queue.preferred_agent_timeout_s if to_agent else None
+            self._emit(ContactTransferred(t, c.id, c.agent, queue.id, to_agent, note, until))
+        return self._take()
+
+    def requeue(self, contact: str, now: float, *, note: str = "requeued") -> list[Event]:
+        """Put a contact the agent holds back in its queue, at its old place."""
+        c = self._contact(contact)
+        self._expect(c, (ContactState.CONNECTED, ContactState.HELD), "requeue")
+        return self.transfer(contact, now, to_queue=c.queue, note=note)
+
+    def end(self, contact: str, now: float) -> list[Event]:
+        """The conversation is over (hang-up on either side, chat closed): wrap-up starts."""
+        c = self._contact(contact)
+        self._expect(c, (ContactState.CONNECTED, ContactState.HELD), "end")
+        with self._command(now) as t:
+            self._end(c, t)
+        return self._take()
+
+    def wrap_up(self, contact: str, now: float, code: str | None = None) -> list[Event]:
+        c = self._contact(contact)
+        self._expect(c, ContactState.WRAP_UP, "wrap up")
+        self._check_code(c, code)
+        with self._command(now) as t:
+            self._emit(WrapUpCompleted(t, c.id, c.agent or "", code))
+        return self._take()
+
+    def complete(self, contact: str, now: float, code: str | None = None) -> list[Event]:
+        """End the conversation and finish wrap-up at once, with the code."""
+        c = self._contact(contact)
+        self._expect(c, (ContactState.CONNECTED, ContactState.HELD, ContactState.WRAP_UP), "complete")
+        self._check_code(c, code)
+        with self._command(now) as t:
+            if c.state is not ContactState.WRAP_UP:
+                self._emit(ContactEnded(t, c.id, c.agent or ""))
+            if c.state is ContactState.WRAP_UP:
+                self._emit(WrapUpCompleted(t, c.id, c.agent or "", code))
+        return self._take()
+
+    def abandon(self, contact: str, now: float) -> list[Event]:
+        """The caller hung up (or the chat closed) before an agent answered."""
+        c = self._contact(contact)
+        self._expect(c, (ContactState.QUEUED, ContactState.OFFERED, ContactState.SCHEDULED), "abandon")
+        with self._command(now) as t:
+            waited = max(0.0, t - c.enqueued_at)
+            short = waited < self.center.queues[c.queue].short_abandon_s
+            self._emit(ContactAbandoned(t, c.id, waited, short))
+        return self._take()
+
+    def request_callback(self, contact: str, now: float) -> list[Event]:
+        """A waiting caller hangs up and keeps their place: an agent will call them back."""
+        c = self._contact(contact)
+        self._expect(c, ContactState.QUEUED, "request a callback for")
+        if c.channel is not Channel.VOICE:
+            raise errors.InvalidTransition(f"contact {contact!r} is a {c.channel} contact, not a voice call")
+        with self._command(now) as t:
+            self._emit(CallbackRequested(t, c.id))
+        return self._take()
+
+    def tick(self, now: float) -> list[Event]:
+        """Fire every timer due by `now`: offer timeouts, widening, restrictions, wrap-up, callbacks.
+
+        Each fires at its own due time, so the events say when things really happened."""
+        with self._command(now, advance=False):
+            timers = self._timers
+            while timers and timers[0][0] <= now:
+                due, _, kind, cid, stamp = heapq.heappop(timers)
+                t = max(due, self.now)
+                self.now = t
+                self._fire(kind, self.contacts.get(cid), stamp, t)
+                self._dispatch(t)
+            self.now = max(self.now, now)
+        return self._take()
+
+    def settle(self, now: float) -> None:
+        """Book every agent's running activity up to `now` (for occupancy read-outs; no events)."""
+        for a in self.agents.values():
+            self.stats.agent_span(a.activity, a.activity_since, now)
+            a.clock(now)
+
+    def next_due(self) -> float | None:
+        """When the next timer fires (possibly a stale one: ticking then is harmless)."""
+        return self._timers[0][0] if self._timers else None
+
+    # ------------------------------------------------------------------------------------------
+    # reads
+    def agent_state(self, agent: str) -> AgentState:
+        a = self._agent(agent)
+        return a.state({cid: self.contacts[cid].state for cid in a.work})
+
+    def waiting(self, queue: str) -> list[Contact]:
+        """The queue's waiting contacts in the order they would be served (offered ones first)."""
+        self._queue(queue)
+        now = self.now
+        boost = self.center.queues[queue].priority_boost_per_s
+        return sorted(self._waiting[queue].values(),
+                      key=lambda c: (c.state is not ContactState.OFFERED,
+                                     -(c.priority + boost * (now - c.enqueued_at)), c.enqueued_at, c.seq))
+
+    def position(self, contact: str) -> int | None:
+        """1-based place in line among contacts not yet offered; None once it has left the line."""
+        c = self._contact(contact)
+        if c.state is not ContactState.QUEUED:
+            return None
+        line = [w for w in self.waiting(c.queue) if w.state is ContactState.QUEUED]
+        return line.index(c) + 1
+
+    def expected_wait(self, queue: str, position: int) -> float:
+        """Expected seconds until the contact at `position` (1-based) is answered."""
+        qs = self.stats.queues[self._queue(queue).id]
+        rule = self._base_rule(queue)
+        serving = sum(1 for a in self.agents.values() if a.presence is not Presence.LOGGED_OUT
+                      and serves(self.center, a.cfg, rule))
+        fallback = (qs.aht_s or DEFAULT_AHT_S) / max(serving, 1)
+        return qs.estimator.expected_wait(position, fallback)
+
+    def queue_snapshot(self, queue: str, now: float | None = None) -> dict[str, Any]:
+        """Live statistics for a wallboard."""
+        q = self._queue(queue)
+        now = self.now if now is None else now
+        waiting = self._waiting[q.id]
+        states: dict[str, int] = {s.value: 0 for s in AgentState}
+        rule = self._base_rule(q.id)
+        for a in self.agents.values():
+            if serves(self.center, a.cfg, rule):
+                states[a.state({cid: self.contacts[cid].state for cid in a.work}).value] += 1
+        oldest = min((c.enqueued_at for c in waiting.values()), default=None)
+        qs = self.stats.queues[q.id]
+        current = qs.intervals.get(self.stats.interval(now))
+        return {
+            "queue": q.id,
+            "waiting": len(waiting),
+            "oldest_wait_s": (now - oldest) if oldest is not None else 0.0,
+            "agents": states,
+            "expected_wait_s": [self.expected_wait(q.id, p) for p in range(1, min(len(waiting), 10) + 1)],
+            "asterisk_holdtime_s": qs.estimator.asterisk_s,
+            "interval": current.report() if current else None,
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """The router's logical state as plain data: equal snapshots mean equal routers."""
+        contacts = {}
+        for c in self.contacts.values():
+            contacts[c.id] = {k: getattr(c, k) for k in Contact.__dataclass_fields__
+                              if k not in ("route_class", "heap_token", "declined_by")}
+            contacts[c.id]["declined_by"] = sorted(c.declined_by)
+        agents = {a.id: {"presence": a.presence.value, "reason": a.reason, "load": dict(a.load),
+                         "offers": dict(a.offers), "work": dict(a.work), "idle_since": a.idle_since,
+                         "rona_streak": a.rona_streak, "handled_today": a.handled_today,
+                         "busy_s": a.busy_s, "staffed_s": a.staffed_s}
+                  for a in self.agents.values()}
+        return {
+            "contacts": contacts,
+            "agents": agents,
+            "waiting": {q: [c.id for c in self.waiting(q)] for q in self._waiting},
+            "stats": {q: {i: c.report() for i, c in qs.intervals.items()} for q, qs in self.stats.queues.items()},
+            "rr": dict(self._rr_last),
+        }
+
+    # ------------------------------------------------------------------------------------------
+    # event application: the only place state changes
+    def apply(self, event: Event) -> None:
+        if event.t > self.now:
+            self.now = event.t
+        self._apply_table[type(event)](event)
+
+    def _on_logged_in(self, e: AgentLoggedIn) -> None:
+        a = self.agents[e.agent]
+        a.presence, a.reason = Presence.NOT_READY, None
+        a.idle_since = e.t
+        self._touch(a, e.t)
+
+    def _on_logged_out(self, e: AgentLoggedOut) -> None:
+        a = self.agents[e.agent]
+        a.presence, a.reason = Presence.LOGGED_OUT, None
+        self._touch(a, e.t)
+
+    def _on_ready(self, e: AgentReady) -> None:
+        a = self.agents[e.agent]
+        if a.presence is not Presence.READY:
+            a.idle_since = e.t
+        a.presence, a.reason, a.rona_streak = Presence.READY, None, 0
+        self._touch(a, e.t)
+
+    def _on_not_ready(self, e: AgentNotReady) -> None:
+        a = self.agents[e.agent]
+        a.presence, a.reason = Presence.NOT_READY, e.reason
+        if e.reason == RONA_REASON:
+            a.rona_streak = 0
+        self._touch(a, e.t)
+
+    def _new_contact(self, e: ContactQueued | CallbackScheduled, state: ContactState) -> Contact:
+        queue = self.center.queues[e.queue]
+        self._arrivals += 1
+        c = Contact(id=e.contact, queue=e.queue, channel=Channel(e.channel),
+                    requirements=merge_requirements(queue.skills, e.requirements),
+                    own_requirements=tuple(e.requirements), priority=e.priority,
+                    attributes=dict(e.attributes), enqueued_at=e.enqueued_at, seq=self._arrivals, state=state)
+        c.history.append({"t": e.t, "event": "queued", "queue": e.queue})
+        self.contacts[c.id] = c
+        self.stats.counters(e.queue, e.t).offered += 1
+        return c
+
+    def _on_queued(self, e: ContactQueued) -> None:
+        c = self._new_contact(e, ContactState.QUEUED)
+        if e.preferred_agent is not None and e.restrict_until is not None and e.restrict_until > e.t:
+            c.restrict_to, c.restrict_until = e.preferred_agent, e.restrict_until
+        self._enter_line(c, e.t)
+
+    def _on_scheduled(self, e: CallbackScheduled) -> None:
+        c = self._new_contact(e, ContactState.SCHEDULED)
+        self._timer(e.schedule_at, _CALLBACK, c.id, e.schedule_at)
+
+    def _on_callback_due(self, e: CallbackDue) -> None:
+        c = self.contacts[e.contact]
+        c.state = ContactState.QUEUED
+        self._enter_line(c, e.t)
+
+    def _on_callback_requested(self, e: CallbackRequested) -> None:
+        c = self.contacts[e.contact]
+        self._leave_class(c)
+        c.channel = Channel.CALLBACK
+        c.history.append({"t": e.t, "event": "callback_requested"})
+        self._enter_class(c, e.t)
+
+    def _on_widened(self, e: ContactWidened) -> None:
+        c = self.contacts[e.contact]
+        self._leave_class(c)
+        if c.restrict_until is not None and e.t >= c.restrict_until:
+            c.restrict_to = c.restrict_until = None
+        c.ring = e.ring
+        self._enter_class(c, e.t)
+
+    def _on_offered(self, e: ContactOffered) -> None:
+        c = self.contacts[e.contact]
+        a = self.agents[e.agent]
+        self._leave_class(c)
+        c.state, c.agent, c.offer_deadline = ContactState.OFFERED, e.agent, e.deadline
+        c.offers += 1
+        a.hold_slot(c.id, c.channel, offer=True)
+        self._rr_last[c.queue] = self._linear_rank(c.queue, a)
+        self._timer(e.deadline, _OFFER, c.id, e.deadline)
+        self._touch(a, e.t)
+
+    def _on_missed(self, e: OfferMissed) -> None:
+        c = self.contacts[e.contact]
+        a = self.agents[e.agent]
+        a.release_slot(c.id)
+        a.rona_streak += 1
+        c.state, c.agent, c.offer_deadline = ContactState.QUEUED, None, None
+        c.declined_by.add(e.agent)
+        c.history.append({"t": e.t, "event": "offer_missed", "agent": e.agent, "reason": e.reason})
+        self.stats.counters(c.queue, e.t).ronas += 1
+        self._enter_class(c, e.t)  # same enqueued_at and seq: its old place
+        self._touch(a, e.t)
+
+    def _on_answered(self, e: ContactAnswered) -> None:
+        c = self.contacts[e.contact]
+        a = self.agents[e.agent]
+        a.promote_offer(c.id)
+        a.rona_streak = 0
+        day = int((e.t + self.center.day_offset_s) // 86400)
+        if day != a.day:
+            a.day, a.handled_today = day, 0
+        a.handled_today += 1
+        c.state, c.offer_deadline, c.answered_at = ContactState.CONNECTED, None, e.t
+        c.declined_by.clear()
+        del self._waiting[c.queue][c.id]
+        c.history.append({"t": e.t, "event": "answered", "agent": e.agent, "queue": c.queue})
+        qs = self.stats.queues[c.queue]
+        if c.first_answered_at is None:
+            c.first_answered_at = e.t
+            wait = e.t - c.enqueued_at
+            counters = self.stats.counters(c.queue, e.t)
+            counters.answered += 1
+            counters.answer_wait_s += wait
+            if wait <= qs.threshold_s:
+                counters.answered_within += 1
+            qs.estimator.answered(wait)
+        qs.estimator.departed(e.t, self._line_length(c.queue), True)
+        self._touch(a, e.t)
+
+    def _on_held(self, e: ContactHeld) -> None:
+        c = self.contacts[e.contact]
+        c.state, c.hold_started = ContactState.HELD, e.t
+
+    def _on_resumed(self, e: ContactResumed) -> None:
+        c = self.contacts[e.contact]
+        c.hold_s += e.t - (c.hold_started or e.t)
+        c.state, c.hold_started = ContactState.CONNECTED, None
+
+    def _close_talk(self, c: Contact, t: float) -> None:
+        if c.state is ContactState.HELD:
+            c.hold_s += t - (c.hold_started or t)
+            c.hold_started = None
+        if c.answered_at is not None:
+            c.talk_s += t - c.answered_at
+            c.answered_at = None
+
+    def _on_transferred(self, e: ContactTransferred) -> None:
+        c = self.contacts[e.contact]
+        counters = self.stats.counters(c.queue, e.t)
+        counters.transfers += 1
+        if c.state is ContactState.QUEUED:
+            self._leave_class(c)
+            del self._waiting[c.queue][c.id]
+        if c.agent is not None:
+            self._close_talk(c, e.t)
+            a = self.agents[c.agent]
+            a.release_slot(c.id)
+            a.idle_since = e.t
+            self._touch(a, e.t)
+        c.history.append({"t": e.t, "event": "transferred", "from_queue": c.queue, "from_agent": e.from_agent,
+                          "to_queue": e.to_queue, "to_agent": e.to_agent, "note": e.note})
+        queue = self.center.queues[e.to_queue]
+        c.queue = e.to_queue
+        c.requirements = merge_requirements(queue.skills, c.own_requirements)
+        c.state, c.agent = ContactState.QUEUED, None
+        c.declined_by.clear()
+        c.restrict_to, c.restrict_until = (e.to_agent, e.restrict_until) if e.to_agent else (None, None)
+        self._enter_line(c, e.t)
+
+    def _on_ended(self, e: ContactEnded) -> None:
+        c = self.contacts[e.contact]
+        self._close_talk(c, e.t)
+        c.state, c.ended_at = ContactState.WRAP_UP, e.t
+        c.history.append({"t": e.t, "event": "ended"})
+        queue = self.center.queues[c.queue]
+        if not queue.wrap_up_code_required:
+            due = e.t + queue.wrap_up_s
+            self._timer(due, _WRAP, c.id, due)
+        a = self.agents[e.agent]
+        self._touch(a, e.t)
+
+    def _on_wrapped(self, e: WrapUpCompleted) -> None:
+        c = self.contacts[e.contact]
+        a = self.agents[e.agent]
+        a.release_slot(c.id)
+        a.idle_since = e.t
+        wrap = e.t - (c.ended_at or e.t)
+        c.state, c.wrap_up_code, c.agent = ContactState.COMPLETED, e.code, None
+        c.history.append({"t": e.t, "event": "completed", "code": e.code})
+        counters = self.stats.counters(c.queue, e.t)
+        counters.handled += 1
+        counters.talk_s += c.talk_s - c.hold_s
+        counters.hold_s += c.hold_s
+        counters.wrap_s += wrap
+        self.stats.queues[c.queue].handled(c.talk_s + wrap)
+        self._touch(a, e.t)
+
+    def _on_abandoned(self, e: ContactAbandoned) -> None:
+        c = self.contacts[e.contact]
+        was = c.state
+        if was is ContactState.OFFERED and c.agent is not None:
+            a = self.agents[c.agent]
+            a.release_slot(c.id)
+            self._touch(a, e.t)
+        self._leave_class(c)
+        self._waiting[c.queue].pop(c.id, None)
+        c.state, c.agent, c.offer_deadline = ContactState.ABANDONED, None, None
+        c.history.append({"t": e.t, "event": "abandoned", "waited_s": e.waited_s})
+        counters = self.stats.counters(c.queue, e.t)
+        qs = self.stats.queues[c.queue]
+        if e.short:
+            counters.short_abandoned += 1
+        else:
+            counters.abandoned += 1
+            counters.abandon_wait_s += e.waited_s
+            if e.waited_s > qs.threshold_s:
+                counters.abandoned_after += 1
+        if was is not ContactState.SCHEDULED:
+            qs.estimator.departed(e.t, self._line_length(c.queue), True)
+
+    # ------------------------------------------------------------------------------------------
+    # helpers of apply
+    def _touch(self, a: AgentRuntime, t: float) -> None:
+        """Re-index an agent after a change: free sets, occupancy clock, pending match."""
+        self.stats.agent_span(a.activity, a.activity_since, t)
+        a.clock(t)
+        free = a.free_channels(self.center.blocks)
+        gained = False
+        for ch, members in self._free.items():
+            if ch in free:
+                if a.id not in members:
+                    members.add(a.id)
+                    gained = True
+            else:
+                members.discard(a.id)
+        if gained:
+            self._pending_agents.append(a.id)
+
+    def _enter_line(self, c: Contact, t: float) -> None:
+        self._waiting[c.queue][c.id] = c
+        self._enter_class(c, t)
+
+    def _ring_for_age(self, queue: QueueConfig, age: float) -> int:
+        ring = 0
+        for step in queue.steps:
+            if age >= step.after_s:
+                ring += 1
+            else:
+                break
+        return ring
+
+    def _enter_class(self, c: Contact, t: float) -> None:
+        queue = self.center.queues[c.queue]
+        c.ring = self._ring_for_age(queue, t - c.enqueued_at)
+        restrict = c.restrict_to if (c.restrict_until is not None and c.restrict_until > t) else None
+        if restrict is None:
+            c.restrict_to = c.restrict_until = None
+        rc = self._class_for(queue, c.channel, c.requirements, c.ring, restrict)
+        if restrict is not None and not rc.agents:
+            # the named agent cannot take it at all: don't make the caller wait for nothing
+            c.restrict_to = c.restrict_until = None
+            rc = self._class_for(queue, c.channel, c.requirements, c.ring, None)
+        self._token += 1
+        c.heap_token = self._token
+        c.route_class = rc
+        heapq.heappush(rc.heap, (rc.boost * c.enqueued_at - c.priority, c.enqueued_at, c.seq, self._token, c.id))
+        rc.size += 1
+        if c.ring < len(queue.steps):
+            due = c.enqueued_at + queue.steps[c.ring].after_s
+            self._timer(due, _WIDEN, c.id, due)
+        if c.restrict_to is not None and c.restrict_until is not None:
+            self._timer(c.restrict_until, _RESTRICT, c.id, c.restrict_until)
+        self._pending_contacts.append(c.id)
+
+    def _leave_class(self, c: Contact) -> None:
+        rc = c.route_class
+        if rc is None:
+            return
+        rc.size -= 1
+        c.route_class = None
+        c.heap_token = 0  # the heap entry is now stale; dropped lazily when it reaches the top
+        if rc.heap and rc.heap[0][4] == c.id:
+            heapq.heappop(rc.heap)
+
+    def _class_for(self, queue: QueueConfig, channel: Channel, requirements: tuple[SkillRequirement, ...],
+                   ring: int, restrict: str | None) -> RouteClass:
+        rule = ring_rule(self.center, queue, requirements, ring)
+        key = (queue.id, channel, rule, restrict)
+        rc = self._classes.get(key)
+        if rc is None:
+            rc = RouteClass(key, queue, channel, rule, restrict)
+            candidates = [self.agents[restrict]] if restrict is not None else self.agents.values()
+            for a in candidates:
+                if a.cfg.capacity.get(channel, 0) > 0 and serves(self.center, a.cfg, rule):
+                    rc.agents.add(a.id)
+                    self._agent_classes[a.id].setdefault(channel, []).append(rc)
+            self._classes[key] = rc
+        return rc
+
+    def _base_rule(self, queue: str) -> RingRule:
+        q = self.center.queues[queue]
+        return ring_rule(self.center, q, merge_requirements(q.skills), 0)
+
+    def _line_length(self, queue: str) -> int:
+        return sum(1 for c in self._waiting[queue].values() if c.state is ContactState.QUEUED)
+
+    def _linear_rank(self, queue: str, a: AgentRuntime) -> int:
+        ranks = self._linear[queue]
+        return ranks.get(a.id, len(ranks) + a.order)
+
+    def _timer(self, due: float, kind: int, contact: str, stamp: float) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (due, self._timer_seq, kind, contact, stamp))
+
+    # ------------------------------------------------------------------------------------------
+    # decisions
+    def _fire(self, kind: int, c: Contact | None, stamp: float, t: float) -> None:
+        if c is None:
+            return
+        if kind == _OFFER:
+            if c.state is ContactState.OFFERED and c.offer_deadline == stamp:
+                self._miss(c, t, "timeout")
+        elif kind in (_WIDEN, _RESTRICT):
+            if c.state is ContactState.QUEUED:
+                ring = self._ring_for_age(self.center.queues[c.queue], t - c.enqueued_at)
+                expired = c.restrict_until is not None and t >= c.restrict_until
+                if ring != c.ring or expired:
+                    self._emit(ContactWidened(t, c.id, ring))
+        elif kind == _WRAP:
+            if c.state is ContactState.WRAP_UP and c.ended_at is not None and c.agent is not None:
+                queue = self.center.queues[c.queue]
+                if not queue.wrap_up_code_required and c.ended_at + queue.wrap_up_s == stamp:
+                    self._emit(WrapUpCompleted(t, c.id, c.agent, None))
+        elif kind == _CALLBACK:
+            if c.state is ContactState.SCHEDULED:
+                self._emit(CallbackDue(t, c.id))
+
+    def _miss(self, c: Contact, t: float, reason: str) -> None:
+        agent = c.agent or ""
+        self._emit(OfferMissed(t, c.id, agent, reason))
+        a = self.agents[agent]
+        if a.rona_streak >= self.center.rona_misses and a.presence is Presence.READY:
+            self._emit(AgentNotReady(t, agent, RONA_REASON))
+
+    def _end(self, c: Contact, t: float) -> None:
+        agent = c.agent or ""
+        self._emit(ContactEnded(t, c.id, agent))
+        queue = self.center.queues[c.queue]
+        if not queue.wrap_up_code_required and queue.wrap_up_s == 0:
+            self._emit(WrapUpCompleted(t, c.id, agent, None))
+
+    def _dispatch(self, t: float) -> None:
+        agents, contacts = self._pending_agents, self._pending_contacts
+        while agents or contacts:
+            if agents:
+                self._match_agent(self.agents[agents.popleft()], t)
+            else:
+                c = self.contacts[contacts.popleft()]
+                if c.state is ContactState.QUEUED and c.route_class is not None:
+                    self._match_contact(c, t)
+
+    def _match_agent(self, a: AgentRuntime, t: float) -> None:
+        blocks = self.center.blocks
+        classes = self._agent_classes[a.id]
+        while True:
+            best: Contact | None = None
+            best_key: tuple[float, float, int] | None = None
+            for ch in a.free_channels(blocks):
+                for rc in classes.get(ch, ()):
+                    if not rc.size:
+                        continue
+                    c = self._head(rc, a.id)
+                    if c is None:
+                        continue
+                    key = (-(c.priority + rc.boost * (t - c.enqueued_at)), c.enqueued_at, c.seq)
+                    if best_key is None or key < best_key:
+                        best, best_key = c, key
+            if best is None:
+                return
+            self._offer(best, a, t)
+
+    def _head(self, rc: RouteClass, agent: str) -> Contact | None:
+        """The first live contact of the class that `agent` has not already missed."""
+        heap = rc.heap
+        contacts = self.contacts
+        while heap:
+            entry = heap[0]
+            c = contacts[entry[4]]
+            if c.heap_token != entry[3]:
+                heapq.heappop(heap)
+                continue
+            if agent not in c.declined_by:
+                return c
+            break
+        else:
+            return None
+        # rare: the head was missed by this agent. Walk the heap in order without disturbing it:
+        # a side heap of (entry, index) yields entries smallest first, touching only what it passes.
+        side = [(heap[0], 0)]
+        size = len(heap)
+        while side:
+            entry, i = heapq.heappop(side)
+            c = contacts[entry[4]]
+            if c.heap_token == entry[3] and agent not in c.declined_by:
+                return c
+            for j in (2 * i + 1, 2 * i + 2):
+                if j < size:
+                    heapq.heappush(side, (heap[j], j))
+        return None
+
+    def _match_contact(self, c: Contact, t: float) -> None:
+        rc = c.route_class
+        free = self._free[c.channel]
+        names = rc.agents & free if len(rc.agents) < len(free) else free & rc.agents
+        if c.declined_by:
+            names = names - c.declined_by
+        if not names:
+            return
+        queue = self.center.queues[c.queue]
+        candidates = [self.agents[n] for n in names]
+        chosen = choose(queue, c, candidates, t, self._rr_last.get(queue.id, -1),
+                        lambda a: self._linear_rank(queue.id, a), len(self.agents))
+        self._offer(c, chosen, t)
+
+    def _offer(self, c: Contact, a: AgentRuntime, t: float) -> None:
+        self._emit(ContactOffered(t, c.id, a.id, t + self.center.queues[c.queue].offer_timeout_s))
+
+    # ------------------------------------------------------------------------------------------
+    # command plumbing
+    class _Cmd:
+        __slots__ = ("router", "t")
+
+        def __init__(self, router: "Router", t: float):
+            self.router, self.t = router, t
+
+        def __enter__(self) -> float:
+            return self.t
+
+        def __exit__(self, exc_type: Any, *_: Any) -> None:
+            if exc_type is None:
+                self.router._dispatch(self.router.now)
+
+    def _command(self, now: float, *, advance: bool = True) -> "Router._Cmd":
+        # time never runs backwards inside the core: a late clock reading counts as "now"
+        t = now if now > self.now else self.now
+        if advance:
+            self.now = t
+        self._out = []
+        return Router._Cmd(self, t)
+
+    def _emit(self, event: Event) -> None:
+        assert self._out is not None
+        self._out.append(event)
+        self.apply(event)
+
+    def _take(self) -> list[Event]:
+        out, self._out = self._out or [], None
+        return out
+
+    def _agent(self, agent: str) -> AgentRuntime:
+        try:
+            return self.agents[agent]
+        except KeyError:
+            raise errors.UnknownAgent(f"unknown agent {agent!r}") from None
+
+    def _queue(self, queue: str) -> QueueConfig:
+        try:
+            return self.center.queues[queue]
+        except KeyError:
+            raise errors.UnknownQueue(f"unknown queue {queue!r}") from None
+
+    def _contact(self, contact: str) -> Contact:
+        try:
+            return self.contacts[contact]
+        except KeyError:
+            raise errors.UnknownContact(f"unknown contact {contact!r}") from None
+
+    def _expect(self, c: Contact, states: ContactState | tuple[ContactState, ...], action: str) -> None:
+        allowed = states if isinstance(states, tuple) else (states,)
+        if c.state not in allowed:
+            raise errors.InvalidTransition(f"cannot {action} contact {c.id!r}: it is {c.state.value}")
+
+    def _offered_to(self, contact: str, agent: str, now: float) -> Contact:
+        c = self._contact(contact)
+        self._agent(agent)
+        if c.state is not ContactState.OFFERED or c.agent != agent:
+            if agent in c.declined_by:
+                raise errors.OfferExpired(f"the offer of contact {contact!r} to {agent!r} has already ended")
+            raise errors.NotYourContact(f"contact {contact!r} is not offered to agent {agent!r}")
+        if c.offer_deadline is not None and now > c.offer_deadline:
+            raise errors.OfferExpired(f"the offer of contact {contact!r} to {agent!r} timed out")
+        return c
+
+    def _check_requirements(self, reqs: Iterable[SkillRequirement]) -> None:
+        known = set(self.center.skills)
+        for r in reqs:
+            if r.skill not in known:
+                raise errors.InvalidContact(f"unknown skill {r.skill!r}")
+            if not MIN_LEVEL <= r.min_level <= MAX_LEVEL:
+                raise errors.InvalidContact(f"skill level for {r.skill!r} must be {MIN_LEVEL}-{MAX_LEVEL}")
+
+    def _check_code(self, c: Contact, code: str | None) -> None:
+        queue = self.center.queues[c.queue]
+        if code is None:
+            if queue.wrap_up_code_required:
+                raise errors.WrapUpCodeRequired(f"queue {queue.id!r} requires a wrap-up code")
+        elif queue.wrap_up_codes and code not in queue.wrap_up_codes:
+            raise errors.InvalidWrapUpCode(
+                f"unknown wrap-up code {code!r} for queue {queue.id!r} (one of: {', '.join(queue.wrap_up_codes)})")
+
+    def iter_contacts(self, states: Iterable[ContactState] = WAITING_STATES) -> Iterator[Contact]:
+        wanted = set(states)
+        return (c for c in self.contacts.values() if c.state in wanted)

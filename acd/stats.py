@@ -1,0 +1,154 @@
+"""Queue statistics the router keeps as it applies events: interval counters and wait estimates.
+
+Interval counters are kept per queue per 15-minute interval (the interval an event happens in).
+Service level is reported in the three definitions vendors use, side by side and labelled:
+  sl_answered:          answered within T / answered
+  sl_offered:           answered within T / (answered + abandoned)
+  sl_abandoned_after_t: answered within T / (answered + abandoned after T)
+Short abandons (under the queue's threshold) are counted apart and left out of all three.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from typing import Any
+
+DEFAULT_AHT_S = 180.0
+
+
+@dataclass(slots=True)
+class IntervalCounters:
+    offered: int = 0
+    answered: int = 0
+    answered_within: int = 0
+    abandoned: int = 0
+    abandoned_after: int = 0
+    short_abandoned: int = 0
+    answer_wait_s: float = 0.0
+    abandon_wait_s: float = 0.0
+    handled: int = 0
+    talk_s: float = 0.0
+    hold_s: float = 0.0
+    wrap_s: float = 0.0
+    transfers: int = 0
+    ronas: int = 0
+
+    def add(self, other: "IntervalCounters") -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def report(self) -> dict[str, Any]:
+        data: dict[str, Any] = asdict(self)
+        data["asa_s"] = self.answer_wait_s / self.answered if self.answered else None
+        data["aht_s"] = (self.talk_s + self.hold_s + self.wrap_s) / self.handled if self.handled else None
+        data.update(service_levels(self))
+        return data
+
+
+def service_levels(c: IntervalCounters) -> dict[str, float | None]:
+    def ratio(n: int, d: int) -> float | None:
+        return n / d if d else None
+
+    return {
+        "sl_answered": ratio(c.answered_within, c.answered),
+        "sl_offered": ratio(c.answered_within, c.answered + c.abandoned),
+        "sl_abandoned_after_t": ratio(c.answered_within, c.answered + c.abandoned_after),
+    }
+
+
+class WaitEstimator:
+    """Expected wait for the contact at a given position in line.
+
+    The line moves at the rate contacts leave its head (answered or abandoned). We smooth the gap
+    between departures, counting only gaps that start with someone waiting, so idle time does not
+    dilute it, and predict `position x gap`. Asterisk's `holdtime = (3*old + new)/4` is kept beside
+    it (`asterisk_s`) so simulations can show how far each lands from the real waits.
+    """
+
+    __slots__ = ("gap_s", "last_departure", "asterisk_s", "samples")
+
+    ALPHA = 0.1
+
+    def __init__(self) -> None:
+        self.gap_s: float | None = None
+        self.last_departure: float | None = None
+        self.asterisk_s = 0.0
+        self.samples = 0
+
+    def departed(self, now: float, still_waiting: int, was_waiting_before: bool) -> None:
+        if self.last_departure is not None and was_waiting_before:
+            gap = now - self.last_departure
+            self.gap_s = gap if self.gap_s is None else self.gap_s + self.ALPHA * (gap - self.gap_s)
+            self.samples += 1
+        self.last_departure = now if still_waiting else None
+
+    def answered(self, wait_s: float) -> None:
+        self.asterisk_s = (3 * self.asterisk_s + wait_s) / 4
+
+    def expected_wait(self, position: int, fallback_gap_s: float) -> float:
+        gap = self.gap_s if self.gap_s is not None else fallback_gap_s
+        return position * gap
+
+
+class QueueStats:
+    __slots__ = ("threshold_s", "intervals", "estimator", "aht_s")
+
+    def __init__(self, threshold_s: float):
+        self.threshold_s = threshold_s
+        self.intervals: dict[int, IntervalCounters] = defaultdict(IntervalCounters)
+        self.estimator = WaitEstimator()
+        self.aht_s: float | None = None  # smoothed handle time, for the estimator's cold start
+
+    def handled(self, handle_s: float) -> None:
+        self.aht_s = handle_s if self.aht_s is None else self.aht_s + 0.1 * (handle_s - self.aht_s)
+
+    def totals(self) -> IntervalCounters:
+        total = IntervalCounters()
+        for counters in self.intervals.values():
+            total.add(counters)
+        return total
+
+
+class CenterStats:
+    """All queues' counters plus the agents' busy and staffed time per interval (occupancy)."""
+
+    def __init__(self, thresholds: dict[str, float], interval_s: float):
+        self.interval_s = interval_s
+        self.queues = {q: QueueStats(t) for q, t in thresholds.items()}
+        self.busy_s: dict[int, float] = defaultdict(float)
+        self.staffed_s: dict[int, float] = defaultdict(float)
+
+    def interval(self, t: float) -> int:
+        return int(t // self.interval_s)
+
+    def counters(self, queue: str, t: float) -> IntervalCounters:
+        return self.queues[queue].intervals[self.interval(t)]
+
+    def agent_span(self, activity: str, start: float, end: float) -> None:
+        """Book an agent's time from `start` to `end` in `activity`, split at interval edges."""
+        if activity not in ("busy", "idle") or end <= start:
+            return
+        t = start
+        while t < end:
+            idx = self.interval(t)
+            edge = min(end, (idx + 1) * self.interval_s)
+            self.staffed_s[idx] += edge - t
+            if activity == "busy":
+                self.busy_s[idx] += edge - t
+            t = edge
+
+    def occupancy(self, idx: int | None = None) -> float | None:
+        if idx is None:
+            busy, staffed = sum(self.busy_s.values()), sum(self.staffed_s.values())
+        else:
+            busy, staffed = self.busy_s.get(idx, 0.0), self.staffed_s.get(idx, 0.0)
+        return busy / staffed if staffed else None
+
+    def interval_report(self, queue: str) -> list[dict[str, Any]]:
+        rows = []
+        for idx, counters in sorted(self.queues[queue].intervals.items()):
+            row = {"interval_start": idx * self.interval_s, "queue": queue, **counters.report()}
+            row["occupancy"] = self.occupancy(idx)
+            rows.append(row)
+        return rows
