@@ -1,5 +1,5 @@
-"""The `switchboard` command. Each subcommand lives in `engine/commands/<name>.py` and exposes
-`register(subparsers)`; it is imported only when named, so `switchboard erlang` never loads the web stack."""
+"""The `switchboard` command. Each subcommand lives in `engine/commands/<module>.py` and exposes
+`register(subparsers)`; only the named one is imported, so `switchboard erlang` never loads the web stack."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ import argparse
 import importlib
 import sys
 
-# subcommand name -> module under engine.commands
+# subcommand -> (module under engine.commands, one-line help)
 COMMANDS = {
-    "erlang": "erlang",
-    "simulate": "simulate",
-    "bench": "bench",
-    "check-config": "check_config",
+    "serve": ("serve", "run the engine: HTTP API, WebSockets, ACD, store and bus"),
+    "check-config": ("check_config", "check a site configuration file and report every problem"),
+    "migrate": ("migrate", "create or upgrade the database schema"),
+    "user": ("user", "manage users (user add NAME --role ROLE)"),
+    "erlang": ("erlang", "Erlang C / Erlang A staffing maths"),
+    "simulate": ("simulate", "discrete-event simulation of a scenario through the real router"),
+    "bench": ("bench", "benchmarks (routing, simulate)"),
+    "follow": ("follow", "tail the event stream as JSON lines"),
 }
 
 
@@ -20,11 +24,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboard", description="Switchboard contact-centre engine")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, module in COMMANDS.items():
-        if only is not None and name != only:
-            sub.add_parser(name, help=f"(see: switchboard {name} --help)")
-            continue
-        importlib.import_module(f"engine.commands.{module}").register(sub)
+    for name, (module, help_text) in COMMANDS.items():
+        if name == only:
+            importlib.import_module(f"engine.commands.{module}").register(sub)
+        else:
+            sub.add_parser(name, help=help_text)
     return parser
 
 
