@@ -44,6 +44,7 @@ from acd.events import (
     WrapUpCompleted,
 )
 from acd.model import (
+    FINAL_STATES,
     MAX_LEVEL,
     MIN_LEVEL,
     RONA_REASON,
@@ -122,9 +123,67 @@ class Router:
     @classmethod
     def replay(cls, center: CenterConfig, events: Iterable[Event]) -> "Router":
         router = cls(center)
-        for event in events:
-            router.apply(event)
+        router.replay_more(events)
         return router
+
+    def replay_more(self, events: Iterable[Event]) -> None:
+        """Apply journaled events. Each journaled batch ended with a full dispatch, so nothing is
+        left to match afterwards: the work lists filled by applying are dropped."""
+        for event in events:
+            self.apply(event)
+        self._pending_agents.clear()
+        self._pending_contacts.clear()
+
+    def reconfigured(self, center: CenterConfig) -> "Router":
+        """A router for a new configuration carrying over every contact, agent and counter.
+
+        Refused (ConfigError) if the new configuration drops a queue that still has live contacts or an
+        agent who is logged in or holds work. Changes nothing by itself: call `rebalance(now)` next so
+        newly qualified agents pick up waiting contacts, and journal what it returns.
+        """
+        issues = []
+        for c in self.contacts.values():
+            if c.state not in FINAL_STATES and c.queue not in center.queues:
+                issues.append(errors.ConfigIssue(f"queues.{c.queue}", "removed while it still has live contacts"))
+        for a in self.agents.values():
+            if a.id not in center.agents and (a.presence is not Presence.LOGGED_OUT or a.work or a.offers):
+                issues.append(errors.ConfigIssue(f"agents.{a.id}", "removed while logged in or holding work"))
+        if issues:
+            raise errors.ConfigError(sorted(set(issues), key=str))
+        new = Router(center)
+        new.now = self.now
+        new._arrivals, new._token, new._timer_seq = self._arrivals, self._token, self._timer_seq
+        new._rr_last = {q: r for q, r in self._rr_last.items() if q in center.queues}
+        for qid, qs in self.stats.queues.items():
+            if qid in center.queues:
+                qs.threshold_s = center.queues[qid].sl_threshold_s
+                new.stats.queues[qid] = qs
+        new.stats.busy_s, new.stats.staffed_s = self.stats.busy_s, self.stats.staffed_s
+        for aid, old in self.agents.items():
+            if aid in new.agents:
+                fresh = new.agents[aid]
+                for name in AgentRuntime.__slots__:
+                    if name not in ("cfg", "id", "order"):
+                        setattr(fresh, name, getattr(old, name))
+        new._timers = list(self._timers)
+        for c in self.contacts.values():
+            c.route_class, c.heap_token = None, 0
+            if c.queue in center.queues:
+                c.requirements = merge_requirements(center.queues[c.queue].skills, c.own_requirements)
+            new.contacts[c.id] = c
+            if c.state in WAITING_STATES and c.queue in center.queues:
+                new._waiting[c.queue][c.id] = c
+                if c.state is ContactState.QUEUED:
+                    new._enter_class(c, new.now)
+        for a in new.agents.values():
+            new._touch(a, new.now)
+        return new
+
+    def rebalance(self, now: float) -> list[Event]:
+        """Match whatever is pending (after `reconfigured`)."""
+        with self._command(now):
+            pass
+        return self._take()
 
     # ------------------------------------------------------------------------------------------
     # agent commands
@@ -619,10 +678,12 @@ class Router:
         self._waiting[c.queue][c.id] = c
         self._enter_class(c, t)
 
-    def _ring_for_age(self, queue: QueueConfig, age: float) -> int:
+    def _ring_for_age(self, queue: QueueConfig, enqueued_at: float, t: float) -> int:
+        # compare instants, as the widening timer does (due = enqueued_at + after_s): comparing the
+        # age t - enqueued_at with after_s can round below it at t == due and miss the step for good
         ring = 0
         for step in queue.steps:
-            if age >= step.after_s:
+            if enqueued_at + step.after_s <= t:
                 ring += 1
             else:
                 break
@@ -630,7 +691,7 @@ class Router:
 
     def _enter_class(self, c: Contact, t: float) -> None:
         queue = self.center.queues[c.queue]
-        c.ring = self._ring_for_age(queue, t - c.enqueued_at)
+        c.ring = self._ring_for_age(queue, c.enqueued_at, t)
         restrict = c.restrict_to if (c.restrict_until is not None and c.restrict_until > t) else None
         if restrict is None:
             c.restrict_to = c.restrict_until = None
@@ -701,7 +762,7 @@ class Router:
                 self._miss(c, t, "timeout")
         elif kind in (_WIDEN, _RESTRICT):
             if c.state is ContactState.QUEUED:
-                ring = self._ring_for_age(self.center.queues[c.queue], t - c.enqueued_at)
+                ring = self._ring_for_age(self.center.queues[c.queue], c.enqueued_at, t)
                 expired = c.restrict_until is not None and t >= c.restrict_until
                 if ring != c.ring or expired:
                     self._emit(ContactWidened(t, c.id, ring))

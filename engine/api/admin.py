@@ -1,0 +1,36 @@
+"""Administration: reload the site configuration without a restart (also on SIGHUP)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from engine.api.deps import admin
+from engine.api.problems import ApiProblem
+from engine.auth import Principal
+from engine.configfile import ConfigFileError, load_file
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+def reload_site(app: Any) -> dict[str, Any]:
+    """Load the file again; a bad file or a change that would strand work is refused, the old config stays."""
+    path = app.state.site.path
+    try:
+        site = load_file(path)
+    except ConfigFileError as exc:
+        raise ApiProblem(422, "invalid-config", "Configuration refused", f"{path}: {len(exc.problems)} problem(s)",
+                         errors=[{"file": p.file, "line": p.line, "field": p.field, "message": p.message}
+                                 for p in exc.problems]) from None
+    app.state.core.reload(site.center, site.raw)
+    app.state.site = site
+    for agent, uri in site.engine.stations.items():
+        app.state.stations.setdefault(agent, uri)
+    return {"status": "reloaded", "file": str(path), "queues": len(site.center.queues),
+            "agents": len(site.center.agents)}
+
+
+@router.post("/reload")
+def reload(request: Request, p: Principal = Depends(admin)) -> dict[str, Any]:
+    return reload_site(request.app)

@@ -1,0 +1,204 @@
+"""Contacts of every channel: create, list, get, and each step of their life with an agent."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from acd.model import Channel, ContactSpec, ContactState, SkillRequirement
+from engine.api.deps import Page, agent_user, core, supervisor
+from engine.api.problems import ApiProblem
+from engine.api.views import contact_view
+from engine.auth import Principal
+from engine.core import Core
+
+router = APIRouter(prefix="/contacts", tags=["contacts"])
+
+MAX_ATTRIBUTES_BYTES = 16_384
+
+
+class Requirement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    skill: str = Field(min_length=1, max_length=64)
+    min_level: int = Field(default=1, ge=1, le=10)
+
+
+class ContactCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$",
+                           description="your id (e.g. the call id); generated if absent")
+    queue: str = Field(min_length=1, max_length=64)
+    channel: Channel = Channel.WORK_ITEM
+    requirements: list[Requirement] = Field(default_factory=list, max_length=20)
+    priority: int = Field(default=0, ge=-1000, le=1000)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    preferred_agent: str | None = Field(default=None, max_length=64)
+    enqueued_at: float | None = Field(default=None, description="epoch seconds the contact started waiting")
+    schedule_at: float | None = Field(default=None, description="a scheduled callback enters the queue then")
+
+    @field_validator("attributes")
+    @classmethod
+    def _small(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(v)) > MAX_ATTRIBUTES_BYTES:
+            raise ValueError(f"attributes must serialise to at most {MAX_ATTRIBUTES_BYTES} bytes")
+        return v
+
+
+class Reject(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Literal["rejected", "busy"] = "rejected"
+
+
+class Transfer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to_queue: str | None = Field(default=None, max_length=64)
+    to_agent: str | None = Field(default=None, max_length=64)
+    note: str = Field(default="", max_length=2000)
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> "Transfer":
+        if self.to_queue is None and self.to_agent is None:
+            raise ValueError("give to_queue, to_agent or both")
+        return self
+
+
+class WrapUp(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str | None = Field(default=None, max_length=64)
+
+
+def _get(c: Core, contact_id: str) -> Any:
+    contact = c.router.contacts.get(contact_id)
+    if contact is None:
+        raise ApiProblem(404, "unknown-contact", "Unknown contact", f"no contact {contact_id!r}")
+    return contact
+
+
+def _may_touch(p: Principal, contact: Any) -> None:
+    """Agents act on contacts offered to them or that they hold; supervisors on any."""
+    if p.at_least("supervisor"):
+        return
+    if contact.agent is None or contact.agent != p.agent:
+        raise ApiProblem(403, "forbidden", "Not allowed", f"contact {contact.id!r} is not yours")
+
+
+@router.post("", status_code=201)
+def create_contact(body: ContactCreate, p: Principal = Depends(supervisor), c: Core = Depends(core)) -> dict[str, Any]:
+    spec = ContactSpec(
+        id=body.id or f"ct-{uuid.uuid4().hex[:16]}",
+        queue=body.queue,
+        channel=body.channel,
+        requirements=tuple(SkillRequirement(r.skill, r.min_level) for r in body.requirements),
+        priority=body.priority,
+        attributes=body.attributes,
+        preferred_agent=body.preferred_agent,
+        enqueued_at=body.enqueued_at,
+        schedule_at=body.schedule_at,
+    )
+    c.execute(lambda r, now: r.enqueue(spec, now))
+    return contact_view(c.router.contacts[spec.id])
+
+
+@router.get("")
+def list_contacts(page: Page = Depends(), p: Principal = Depends(agent_user), c: Core = Depends(core),
+                  state: ContactState | None = Query(None), queue: str | None = Query(None, max_length=64),
+                  channel: Channel | None = Query(None), agent: str | None = Query(None, max_length=64)
+                  ) -> dict[str, Any]:
+    if not p.at_least("supervisor"):
+        if agent is not None and agent != p.agent:
+            raise ApiProblem(403, "forbidden", "Not allowed", "agents list only their own contacts")
+        agent = p.agent or "\0"
+    items = [x for x in c.router.contacts.values()
+             if (state is None or x.state is state) and (queue is None or x.queue == queue)
+             and (channel is None or x.channel is channel) and (agent is None or x.agent == agent)]
+    items.sort(key=lambda x: (x.enqueued_at, x.seq))
+    return page.slice([contact_view(x) for x in items])
+
+
+@router.get("/{contact_id}")
+def get_contact(contact_id: str, p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
+    contact = _get(c, contact_id)
+    if not p.at_least("supervisor") and contact.agent != p.agent and p.agent not in {
+            h.get("agent") for h in contact.history}:
+        raise ApiProblem(403, "forbidden", "Not allowed", f"contact {contact_id!r} is not yours")
+    data = contact_view(contact)
+    data["position"] = c.router.position(contact_id)
+    return data
+
+
+def _agent_action(contact_id: str, p: Principal, c: Core, action: str, **kw: Any) -> dict[str, Any]:
+    contact = _get(c, contact_id)
+    _may_touch(p, contact)
+    agent = contact.agent
+    if action == "accept":
+        c.execute(lambda r, now: r.accept(contact_id, agent, now))
+    elif action == "reject":
+        c.execute(lambda r, now: r.reject(contact_id, agent, now, reason=kw["reason"]))
+    else:
+        c.execute(lambda r, now: getattr(r, action)(contact_id, now, **kw))
+    return contact_view(c.router.contacts[contact_id])
+
+
+@router.post("/{contact_id}/accept")
+def accept(contact_id: str, p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
+    return _agent_action(contact_id, p, c, "accept")
+
+
+@router.post("/{contact_id}/reject")
+def reject(contact_id: str, body: Reject | None = None, p: Principal = Depends(agent_user),
+           c: Core = Depends(core)) -> dict[str, Any]:
+    return _agent_action(contact_id, p, c, "reject", reason=(body or Reject()).reason)
+
+
+@router.post("/{contact_id}/hold")
+def hold(contact_id: str, p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
+    return _agent_action(contact_id, p, c, "hold")
+
+
+@router.post("/{contact_id}/resume")
+def resume(contact_id: str, p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
+    return _agent_action(contact_id, p, c, "resume")
+
+
+@router.post("/{contact_id}/transfer")
+def transfer(contact_id: str, body: Transfer, p: Principal = Depends(agent_user),
+             c: Core = Depends(core)) -> dict[str, Any]:
+    return _agent_action(contact_id, p, c, "transfer", to_queue=body.to_queue, to_agent=body.to_agent,
+                         note=body.note)
+
+
+@router.post("/{contact_id}/end")
+def end(contact_id: str, p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
+    return _agent_action(contact_id, p, c, "end")
+
+
+@router.post("/{contact_id}/wrap-up")
+def wrap_up(contact_id: str, body: WrapUp, p: Principal = Depends(agent_user),
+            c: Core = Depends(core)) -> dict[str, Any]:
+    return _agent_action(contact_id, p, c, "wrap_up", code=body.code)
+
+
+@router.post("/{contact_id}/complete")
+def complete(contact_id: str, body: WrapUp | None = None, p: Principal = Depends(agent_user),
+             c: Core = Depends(core)) -> dict[str, Any]:
+    return _agent_action(contact_id, p, c, "complete", code=(body or WrapUp()).code)
+
+
+@router.post("/{contact_id}/abandon")
+def abandon(contact_id: str, p: Principal = Depends(supervisor), c: Core = Depends(core)) -> dict[str, Any]:
+    """The customer left before an agent answered (used by channel adapters and the IVR)."""
+    _get(c, contact_id)
+    c.execute(lambda r, now: r.abandon(contact_id, now))
+    return contact_view(c.router.contacts[contact_id])
+
+
+@router.post("/{contact_id}/callback")
+def request_callback(contact_id: str, p: Principal = Depends(supervisor), c: Core = Depends(core)) -> dict[str, Any]:
+    """A waiting caller chose to be called back: they keep their place."""
+    _get(c, contact_id)
+    c.execute(lambda r, now: r.request_callback(contact_id, now))
+    return contact_view(c.router.contacts[contact_id])

@@ -1,0 +1,53 @@
+"""Request dependencies shared by the routers: the engine's parts and the caller's identity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, Query, Request
+
+from engine.auth import AuthError, Principal
+from engine.core import Core
+
+
+def core(request: Request) -> Core:
+    c: Core = request.app.state.core
+    return c
+
+
+def principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError("missing bearer token (Authorization: Bearer <token>)")
+    p: Principal = request.app.state.signer.verify(token.strip())
+    return p
+
+
+def agent_user(p: Principal = Depends(principal)) -> Principal:
+    p.require("agent")
+    return p
+
+
+def supervisor(p: Principal = Depends(principal)) -> Principal:
+    p.require("supervisor")
+    return p
+
+
+def admin(p: Principal = Depends(principal)) -> Principal:
+    p.require("admin")
+    return p
+
+
+class Page:
+    """`limit`/`offset` pagination; every list endpoint answers {items, total, limit, offset, next_offset}."""
+
+    def __init__(self, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)):
+        self.limit, self.offset = limit, offset
+
+    def wrap(self, items: list[Any], total: int) -> dict[str, Any]:
+        nxt = self.offset + self.limit if self.offset + self.limit < total else None
+        return {"items": items, "total": total, "limit": self.limit, "offset": self.offset, "next_offset": nxt}
+
+    def slice(self, items: list[Any]) -> dict[str, Any]:
+        return self.wrap(items[self.offset:self.offset + self.limit], len(items))

@@ -1,0 +1,140 @@
+"""Assembly: settings + site file -> store, bus, core, hub, metrics -> the FastAPI application.
+
+`create_app` wires parts only; `lifespan` recovers the core from the store and starts the background
+tasks (publisher, timer ticker, WebSocket hub) and stops them on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from engine.api import admin, agents, auth_routes, contacts, health, queues, users, ws
+from engine.api import problems
+from engine.auth import TokenSigner, load_secret
+from engine.bus import make_bus
+from engine.configfile import SiteConfig
+from engine.core import Core
+from engine.metrics import Metrics
+from engine.realtime import Hub
+from engine.settings import Settings
+from engine.store import StoreUnavailable
+from engine.store.db import Database
+from engine.store.journal import Journal
+from engine.store.migrate import upgrade
+from engine.store.users import Users
+
+log = logging.getLogger("switchboard.app")
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit with a 413 problem, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        resp = problems.problem(413, "too-large", "Request body too large",
+                                f"the body exceeds {self.max_bytes} bytes", scope.get("path"))
+        await resp(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(settings: Settings, site: SiteConfig) -> FastAPI:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url())
+    journal = Journal(db)
+    bus = make_bus(settings.redis_url, stream=settings.redis_stream)
+    core = Core(site.center, journal, bus, snapshot_every=settings.snapshot_every)
+    hub = Hub(bus)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            upgrade(db)
+            _bootstrap_users(app.state.users, site)
+            core.recover()
+        except StoreUnavailable as exc:
+            log.error("store unavailable at start; will retry", extra={"error": str(exc)})
+        tasks = [asyncio.create_task(core.run_publisher(), name="publisher"),
+                 asyncio.create_task(core.run_ticker(settings.tick_ms / 1000), name="ticker"),
+                 asyncio.create_task(hub.run(), name="hub")]
+        log.info("serving", extra={"database": db.masked_url, "bus": "redis" if settings.redis_url else "memory",
+                                   "queues": len(site.center.queues), "agents": len(site.center.agents)})
+        try:
+            yield
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await bus.close()
+            db.dispose()
+
+    app = FastAPI(title="Switchboard", version="0.1.0", lifespan=lifespan,
+                  description="Contact-centre engine: ACD, agents, queues, contacts. Errors are RFC 9457 "
+                              "problem details (application/problem+json).")
+    app.state.settings = settings
+    app.state.site = site
+    app.state.db = db
+    app.state.journal = journal
+    app.state.bus = bus
+    app.state.core = core
+    app.state.hub = hub
+    app.state.users = Users(db)
+    app.state.signer = TokenSigner(load_secret(settings.data_dir), settings.token_ttl_s)
+    app.state.stations = dict(site.engine.stations)
+    app.state.metrics = Metrics(core)
+    problems.install(app)
+    for module in (auth_routes, agents, queues, contacts, users, admin, ws):
+        app.include_router(module.router, prefix="/api/v1")
+    app.include_router(health.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        resp = problems.problem(503, "unavailable", "Service unavailable", f"store unavailable: {exc}",
+                                request.url.path)
+        resp.headers["Retry-After"] = "2"
+        return resp
+
+    return app
+
+
+def _bootstrap_users(users: Any, site: SiteConfig) -> None:
+    """Create the site file's demo users that do not exist yet (never overwrite a changed password)."""
+    for u in site.engine.users:
+        if users.get(u.username) is None:
+            users.create(u.username, u.password, u.role, agent=u.agent)
