@@ -1,0 +1,141 @@
+"""`switchboard bench routing|simulate`: benchmarks that print figures (JSON with --json).
+
+`routing` times the real router's decisions at a large city's scale beside a naive full scan;
+`simulate` runs a scenario through the simulator (engine/bench/simulate.py). Each benchmark
+module is imported only when its subcommand runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+SCALING_DEFAULT = "100,1000,10000"
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("bench", help="benchmarks (routing, simulate)", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    which = p.add_subparsers(dest="benchmark", metavar="BENCHMARK")
+    which.required = True
+
+    r = which.add_parser("routing", help="routing decisions per second and latency, against a naive scan")
+    r.add_argument("--agents", type=_positive, default=1000, help="agents, all logged in (default 1000)")
+    r.add_argument("--skills", type=_at_least_two, default=100, help="skills: topics and languages (default 100)")
+    r.add_argument("--waiting", type=_positive, default=10_000, help="contacts kept waiting (default 10000)")
+    r.add_argument("--decisions", type=_positive, default=20_000, help="timed routing decisions (default 20000)")
+    r.add_argument("--baseline-decisions", type=_positive, default=300,
+                   help="timed decisions of the naive full-scan baseline (default 300: it is slow)")
+    r.add_argument("--scaling", type=_sizes, default=_sizes(SCALING_DEFAULT),
+                   help=f"waiting sizes of the scaling table, comma-separated (default {SCALING_DEFAULT}); "
+                        "the baseline runs only at sizes up to --waiting")
+    r.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
+    r.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall: time.perf_counter_ns (default); cpu: this thread's CPU time, which leaves out "
+                        "preemption by other processes on a busy machine")
+    r.add_argument("--json", action="store_true", help="print one JSON object")
+    r.set_defaults(func=run_routing)
+
+    # The simulator's options belong to its module, imported only when this subcommand runs: keep
+    # everything after `simulate` for it (a `+` prefix so that argparse leaves `--options` alone).
+    s = which.add_parser("simulate", help="a scenario through the real router (see: bench simulate --help)",
+                         add_help=False, prefix_chars="+")
+    s.add_argument("args", nargs="*", metavar="ARGS", help="options of the simulation benchmark")
+    s.set_defaults(func=run_simulate)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _at_least_two(text: str) -> int:
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2, got {value}")
+    return value
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not sizes or any(n < 1 for n in sizes):
+        raise argparse.ArgumentTypeError(f"expected positive sizes, got {text!r}")
+    return sorted(set(sizes))
+
+
+def run_routing(args: argparse.Namespace) -> int:
+    from engine.bench.routing import run_routing as bench
+
+    progress = (lambda _msg: None) if args.json else (lambda msg: print(f"... {msg}", file=sys.stderr))
+    result = bench(agents=args.agents, skills=args.skills, waiting=args.waiting, decisions=args.decisions,
+                   seed=args.seed, baseline_decisions=args.baseline_decisions, scaling=args.scaling,
+                   clock=args.clock, progress=progress)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(_routing_text(result))
+    # a router that disagrees with the baseline is a bug, whatever the speed
+    return 0 if result["baseline_agrees"] else 1
+
+
+def _routing_text(r: dict[str, Any]) -> str:
+    lines = [
+        (f"routing: {r['agents']} agents, {r['skills']} skills, {r['queues']} queues, {r['waiting']} waiting "
+         f"(seed {r['seed']}, {r['clock']} clock)"),
+        (f"  router    {r['decisions_per_s']:>10,.0f} decisions/s   p50 {r['p50_us']:>8.1f} us   "
+         f"p99 {r['p99_us']:>8.1f} us   ({r['decisions']} decisions)"),
+        (f"  baseline  {r['baseline_decisions_per_s']:>10,.0f} decisions/s   p50 {r['baseline_p50_us']:>8.1f} us   "
+         f"p99 {r['baseline_p99_us']:>8.1f} us   ({r['baseline_decisions']} decisions, full scan)"),
+        (f"  speed-up  {r['speedup_vs_baseline']:.1f}x; same choices as the baseline: "
+         f"{'yes' if r['baseline_agrees'] else 'NO'} ({r['baseline_compared_assignments']} compared)"),
+        "  per decision (us): " + ", ".join(f"{k} {v}" for k, v in r["phases_mean_us"].items()),
+        f"  peak RSS {r['peak_rss_mb']} MB",
+        "  scaling:  waiting   decisions/s     p50 us     p99 us    mean us   baseline decisions/s",
+    ]
+    for row in r["scaling"]:
+        base = row["baseline_decisions_per_s"]
+        lines.append(f"          {row['waiting']:>8}  {row['decisions_per_s']:>12,.0f}  {row['p50_us']:>9.1f}  "
+                     f"{row['p99_us']:>9.1f}  {row['mean_us']:>9.1f}  "
+                     f"{f'{base:>21,.0f}' if base is not None else '(not run)':>21}")
+    if "scaling_cost_ratio" in r:
+        lines.append(f"  mean cost x{r['scaling_cost_ratio']} from the smallest line to the largest "
+                     f"(baseline x{r.get('scaling_baseline_cost_ratio', '?')}; log n would give "
+                     f"x{r['scaling_log_ratio']}, linear x{r['scaling_linear_ratio']})")
+    goal = r["goal"]
+    lines.append(f"  goal >= {goal['decisions_per_s']:,} decisions/s and p99 < {goal['p99_us']} us: "
+                 f"{'met' if goal['met'] else 'NOT met'}")
+    if not r["baseline_agrees"]:
+        lines.append(f"  FIRST DIFFERENCE: {r['baseline_first_difference']}")
+    return "\n".join(lines)
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    try:
+        from engine.bench import simulate
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("engine.bench", "engine.bench.simulate"):
+            raise
+        print("switchboard bench simulate: the simulation benchmark is not installed "
+              "(engine/bench/simulate.py)", file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser(prog="switchboard bench simulate",
+                                     description="a scenario through the real router")
+    simulate.add_arguments(parser)
+    try:
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+    except argparse.ArgumentError:
+        pass  # the benchmark has its own --json
+    sim_args = parser.parse_args(args.args)
+    result = simulate.run(sim_args)
+    if sim_args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print("\n".join(f"{k}: {v}" for k, v in result.items()))
+    return 0
