@@ -23,7 +23,8 @@ class Activity:
 
 class AgentRuntime:
     __slots__ = ("cfg", "id", "order", "presence", "reason", "load", "offers", "work", "idle_since",
-                 "rona_streak", "day", "handled_today", "busy_s", "staffed_s", "activity", "activity_since")
+                 "rona_streak", "day", "handled_today", "busy_s", "staffed_s", "activity", "activity_since",
+                 "free")
 
     def __init__(self, cfg: AgentConfig, order: int):
         self.cfg = cfg
@@ -42,6 +43,7 @@ class AgentRuntime:
         self.staffed_s = 0.0
         self.activity = Activity.OFF
         self.activity_since = 0.0
+        self.free: frozenset[Channel] = frozenset()  # channels with a slot left, as last indexed
 
     # capacity -------------------------------------------------------------------------------
     def free_channels(self, blocks: Mapping[Channel, frozenset[Channel]]) -> list[Channel]:

@@ -87,7 +87,7 @@ _WIDEN, _RESTRICT, _OFFER, _WRAP, _CALLBACK = range(5)
 
 
 class Router:
-    def __init__(self, center: CenterConfig):
+    def __init__(self, center: CenterConfig, *, keep_finished: int = 10_000):
         self.center = center
         self.now = float("-inf")
         self.contacts: dict[str, Contact] = {}
@@ -107,6 +107,11 @@ class Router:
             q.id: {a: i for i, a in enumerate(q.linear_order)} for q in center.queues.values()}
         self._pending_agents: deque[str] = deque()
         self._pending_contacts: deque[str] = deque()
+        self._queued: dict[str, int] = {q: 0 for q in center.queues}  # contacts in line (not offered)
+        self._class_cache: dict[tuple[Any, ...], RouteClass] = {}
+        self._at_least: dict[tuple[str, int], frozenset[str]] = {}  # (skill, level) -> agents that have it
+        self._finished: deque[str] = deque()  # completed/abandoned contacts, oldest first
+        self.keep_finished = keep_finished
         self._out: list[Event] | None = None
         self._apply_table: dict[type[Event], Callable[[Any], None]] = {
             AgentLoggedIn: self._on_logged_in, AgentLoggedOut: self._on_logged_out,
@@ -150,7 +155,8 @@ class Router:
                 issues.append(errors.ConfigIssue(f"agents.{a.id}", "removed while logged in or holding work"))
         if issues:
             raise errors.ConfigError(sorted(set(issues), key=str))
-        new = Router(center)
+        new = Router(center, keep_finished=self.keep_finished)
+        new._finished = deque(self._finished)
         new.now = self.now
         new._arrivals, new._token, new._timer_seq = self._arrivals, self._token, self._timer_seq
         new._rr_last = {q: r for q, r in self._rr_last.items() if q in center.queues}
@@ -163,7 +169,7 @@ class Router:
             if aid in new.agents:
                 fresh = new.agents[aid]
                 for name in AgentRuntime.__slots__:
-                    if name not in ("cfg", "id", "order"):
+                    if name not in ("cfg", "id", "order", "free"):
                         setattr(fresh, name, getattr(old, name))
         new._timers = list(self._timers)
         for c in self.contacts.values():
@@ -346,6 +352,13 @@ class Router:
         """Fire every timer due by `now`: offer timeouts, widening, restrictions, wrap-up, callbacks.
 
         Each fires at its own due time, so the events say when things really happened."""
+        timers = self._timers
+        while timers and timers[0][0] <= now and self._stale(timers[0]):
+            heapq.heappop(timers)  # e.g. the timeout of an offer already accepted: nothing to decide
+        if not timers or timers[0][0] > now:
+            if now > self.now:
+                self.now = now
+            return []
         with self._command(now, advance=False):
             timers = self._timers
             while timers and timers[0][0] <= now:
@@ -376,11 +389,11 @@ class Router:
     def waiting(self, queue: str) -> list[Contact]:
         """The queue's waiting contacts in the order they would be served (offered ones first)."""
         self._queue(queue)
-        now = self.now
         boost = self.center.queues[queue].priority_boost_per_s
+        # the route-class heap key: independent of the clock, so the order never flips with float noise
         return sorted(self._waiting[queue].values(),
                       key=lambda c: (c.state is not ContactState.OFFERED,
-                                     -(c.priority + boost * (now - c.enqueued_at)), c.enqueued_at, c.seq))
+                                     boost * c.enqueued_at - c.priority, c.enqueued_at, c.seq))
 
     def position(self, contact: str) -> int | None:
         """1-based place in line among contacts not yet offered; None once it has left the line."""
@@ -388,7 +401,8 @@ class Router:
         if c.state is not ContactState.QUEUED:
             return None
         line = [w for w in self.waiting(c.queue) if w.state is ContactState.QUEUED]
-        return line.index(c) + 1
+        # by identity: list.index would compare whole Contact dataclasses field by field
+        return next(i for i, w in enumerate(line, 1) if w is c)
 
     def expected_wait(self, queue: str, position: int) -> float:
         """Expected seconds until the contact at `position` (1-based) is answered."""
@@ -562,7 +576,7 @@ class Router:
             if wait <= qs.threshold_s:
                 counters.answered_within += 1
             qs.estimator.answered(wait)
-        qs.estimator.departed(e.t, self._line_length(c.queue), True)
+        qs.estimator.departed(e.t, self._queued[c.queue], True)
         self._touch(a, e.t)
 
     def _on_held(self, e: ContactHeld) -> None:
@@ -611,7 +625,7 @@ class Router:
         c.state, c.ended_at = ContactState.WRAP_UP, e.t
         c.history.append({"t": e.t, "event": "ended"})
         queue = self.center.queues[c.queue]
-        if not queue.wrap_up_code_required:
+        if not queue.wrap_up_code_required and queue.wrap_up_s > 0:
             due = e.t + queue.wrap_up_s
             self._timer(due, _WRAP, c.id, due)
         a = self.agents[e.agent]
@@ -625,6 +639,7 @@ class Router:
         wrap = e.t - (c.ended_at or e.t)
         c.state, c.wrap_up_code, c.agent = ContactState.COMPLETED, e.code, None
         c.history.append({"t": e.t, "event": "completed", "code": e.code})
+        self._retire(c)
         counters = self.stats.counters(c.queue, e.t)
         counters.handled += 1
         counters.talk_s += c.talk_s - c.hold_s
@@ -644,6 +659,7 @@ class Router:
         self._waiting[c.queue].pop(c.id, None)
         c.state, c.agent, c.offer_deadline = ContactState.ABANDONED, None, None
         c.history.append({"t": e.t, "event": "abandoned", "waited_s": e.waited_s})
+        self._retire(c)
         counters = self.stats.counters(c.queue, e.t)
         qs = self.stats.queues[c.queue]
         if e.short:
@@ -654,7 +670,7 @@ class Router:
             if e.waited_s > qs.threshold_s:
                 counters.abandoned_after += 1
         if was is not ContactState.SCHEDULED:
-            qs.estimator.departed(e.t, self._line_length(c.queue), True)
+            qs.estimator.departed(e.t, self._queued[c.queue], True)
 
     # ------------------------------------------------------------------------------------------
     # helpers of apply
@@ -662,17 +678,24 @@ class Router:
         """Re-index an agent after a change: free sets, occupancy clock, pending match."""
         self.stats.agent_span(a.activity, a.activity_since, t)
         a.clock(t)
-        free = a.free_channels(self.center.blocks)
-        gained = False
-        for ch, members in self._free.items():
-            if ch in free:
-                if a.id not in members:
-                    members.add(a.id)
-                    gained = True
-            else:
-                members.discard(a.id)
+        free = frozenset(a.free_channels(self.center.blocks))
+        old = a.free
+        if free == old:
+            return
+        a.free = free
+        for ch in old - free:
+            self._free[ch].discard(a.id)
+        gained = free - old
+        for ch in gained:
+            self._free[ch].add(a.id)
         if gained:
             self._pending_agents.append(a.id)
+
+    def _retire(self, c: Contact) -> None:
+        """Finished contacts stay readable for a while, then only the store has them (bounded memory)."""
+        self._finished.append(c.id)
+        while len(self._finished) > self.keep_finished:
+            self.contacts.pop(self._finished.popleft(), None)
 
     def _enter_line(self, c: Contact, t: float) -> None:
         self._waiting[c.queue][c.id] = c
@@ -703,8 +726,11 @@ class Router:
         self._token += 1
         c.heap_token = self._token
         c.route_class = rc
-        heapq.heappush(rc.heap, (rc.boost * c.enqueued_at - c.priority, c.enqueued_at, c.seq, self._token, c.id))
+        # rounded so that equal ageing priorities tie exactly and age decides, whatever the float noise
+        heapq.heappush(rc.heap, (round(rc.boost * c.enqueued_at - c.priority, 9), c.enqueued_at, c.seq,
+                                 self._token, c.id))
         rc.size += 1
+        self._queued[c.queue] += 1
         if c.ring < len(queue.steps):
             due = c.enqueued_at + queue.steps[c.ring].after_s
             self._timer(due, _WIDEN, c.id, due)
@@ -717,6 +743,7 @@ class Router:
         if rc is None:
             return
         rc.size -= 1
+        self._queued[rc.queue.id] -= 1
         c.route_class = None
         c.heap_token = 0  # the heap entry is now stale; dropped lazily when it reaches the top
         if rc.heap and rc.heap[0][4] == c.id:
@@ -724,25 +751,50 @@ class Router:
 
     def _class_for(self, queue: QueueConfig, channel: Channel, requirements: tuple[SkillRequirement, ...],
                    ring: int, restrict: str | None) -> RouteClass:
+        fast_key = (queue.id, channel, requirements, ring, restrict)
+        rc = self._class_cache.get(fast_key)
+        if rc is not None:
+            return rc
         rule = ring_rule(self.center, queue, requirements, ring)
         key = (queue.id, channel, rule, restrict)
         rc = self._classes.get(key)
         if rc is None:
             rc = RouteClass(key, queue, channel, rule, restrict)
-            candidates = [self.agents[restrict]] if restrict is not None else self.agents.values()
-            for a in candidates:
-                if a.cfg.capacity.get(channel, 0) > 0 and serves(self.center, a.cfg, rule):
-                    rc.agents.add(a.id)
-                    self._agent_classes[a.id].setdefault(channel, []).append(rc)
+            names = self._agents_for(rule)
+            if restrict is not None:
+                names = names & {restrict}
+            for name in sorted(names, key=lambda n: self.agents[n].order):
+                if self.agents[name].cfg.capacity.get(channel, 0) > 0:
+                    rc.agents.add(name)
+                    self._agent_classes[name].setdefault(channel, []).append(rc)
             self._classes[key] = rc
+        self._class_cache[fast_key] = rc
         return rc
+
+    def _agents_for(self, rule: RingRule) -> set[str]:
+        """Agents a ring rule admits (capacity aside), from a (skill, level) index instead of a full scan."""
+        if rule.requirements:
+            sets = sorted((self._skill_at_least(r.skill, r.min_level) for r in rule.requirements), key=len)
+            names = set(sets[0]).intersection(*sets[1:])
+        else:
+            names = set(self.agents)
+        if rule.groups:
+            names = {n for n in names if not rule.groups.isdisjoint(self.agents[n].cfg.groups)}
+        for other in rule.overflow:
+            names |= self._agents_for(other)
+        return names
+
+    def _skill_at_least(self, skill: str, level: int) -> frozenset[str]:
+        key = (skill, level)
+        found = self._at_least.get(key)
+        if found is None:
+            found = frozenset(a.id for a in self.agents.values() if a.cfg.skills.get(skill, 0) >= level)
+            self._at_least[key] = found
+        return found
 
     def _base_rule(self, queue: str) -> RingRule:
         q = self.center.queues[queue]
         return ring_rule(self.center, q, merge_requirements(q.skills), 0)
-
-    def _line_length(self, queue: str) -> int:
-        return sum(1 for c in self._waiting[queue].values() if c.state is ContactState.QUEUED)
 
     def _linear_rank(self, queue: str, a: AgentRuntime) -> int:
         ranks = self._linear[queue]
@@ -775,6 +827,16 @@ class Router:
             if c.state is ContactState.SCHEDULED:
                 self._emit(CallbackDue(t, c.id))
 
+    def _stale(self, timer: tuple[float, int, int, str, float]) -> bool:
+        """A timer that can no longer do anything (cheap check; `_fire` re-checks the rest)."""
+        _, _, kind, cid, stamp = timer
+        c = self.contacts.get(cid)
+        if c is None or c.state is ContactState.COMPLETED or c.state is ContactState.ABANDONED:
+            return True
+        if kind == _OFFER:
+            return c.state is not ContactState.OFFERED or c.offer_deadline != stamp
+        return False
+
     def _miss(self, c: Contact, t: float, reason: str) -> None:
         agent = c.agent or ""
         self._emit(OfferMissed(t, c.id, agent, reason))
@@ -800,21 +862,31 @@ class Router:
                     self._match_contact(c, t)
 
     def _match_agent(self, a: AgentRuntime, t: float) -> None:
-        blocks = self.center.blocks
+        """Offer the freed agent the best head among the classes they qualify for, while they have room.
+
+        Best: highest ageing priority (equal within 1e-9 counts as equal, so float noise never beats
+        age), then oldest, then first arrived. This is the hot path of routing: kept flat on purpose."""
         classes = self._agent_classes[a.id]
-        while True:
+        contacts = self.contacts
+        agent = a.id
+        while a.free:
             best: Contact | None = None
-            best_key: tuple[float, float, int] | None = None
-            for ch in a.free_channels(blocks):
+            best_eff = 0.0
+            for ch in a.free:
                 for rc in classes.get(ch, ()):
                     if not rc.size:
                         continue
-                    c = self._head(rc, a.id)
-                    if c is None:
-                        continue
-                    key = (-(c.priority + rc.boost * (t - c.enqueued_at)), c.enqueued_at, c.seq)
-                    if best_key is None or key < best_key:
-                        best, best_key = c, key
+                    entry = rc.heap[0]
+                    c = contacts[entry[4]]
+                    if c.heap_token != entry[3] or agent in c.declined_by:
+                        found = self._head(rc, agent)
+                        if found is None:
+                            continue
+                        c = found
+                    eff = c.priority + rc.boost * (t - c.enqueued_at)
+                    if best is None or eff > best_eff + 1e-9 or (
+                            eff >= best_eff - 1e-9 and (c.enqueued_at, c.seq) < (best.enqueued_at, best.seq)):
+                        best, best_eff = c, eff
             if best is None:
                 return
             self._offer(best, a, t)

@@ -25,10 +25,8 @@ from engine.metrics import Metrics
 from engine.realtime import Hub
 from engine.settings import Settings
 from engine.store import StoreUnavailable
-from engine.store.db import Database
-from engine.store.journal import Journal
-from engine.store.migrate import upgrade
-from engine.store.users import Users
+from engine.store.db import masked
+from engine.store.store import Store
 
 log = logging.getLogger("switchboard.app")
 
@@ -75,24 +73,23 @@ class _TooLarge(Exception):
 
 def create_app(settings: Settings, site: SiteConfig) -> FastAPI:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.effective_database_url())
-    journal = Journal(db)
+    store = Store(settings.effective_database_url())
     bus = make_bus(settings.redis_url, stream=settings.redis_stream)
-    core = Core(site.center, journal, bus, snapshot_every=settings.snapshot_every)
+    core = Core(site.center, store, bus, snapshot_every=settings.snapshot_every)
     hub = Hub(bus)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            upgrade(db)
-            _bootstrap_users(app.state.users, site)
+            store.migrate()
+            _bootstrap_users(store.users, site)
             core.recover()
         except StoreUnavailable as exc:
             log.error("store unavailable at start; will retry", extra={"error": str(exc)})
         tasks = [asyncio.create_task(core.run_publisher(), name="publisher"),
                  asyncio.create_task(core.run_ticker(settings.tick_ms / 1000), name="ticker"),
                  asyncio.create_task(hub.run(), name="hub")]
-        log.info("serving", extra={"database": db.masked_url, "bus": "redis" if settings.redis_url else "memory",
+        log.info("serving", extra={"database": masked(store.db.url), "bus": "redis" if settings.redis_url else "memory",
                                    "queues": len(site.center.queues), "agents": len(site.center.agents)})
         try:
             yield
@@ -101,19 +98,18 @@ def create_app(settings: Settings, site: SiteConfig) -> FastAPI:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await bus.close()
-            db.dispose()
+            core.close()
+            store.close()
 
     app = FastAPI(title="Switchboard", version="0.1.0", lifespan=lifespan,
                   description="Contact-centre engine: ACD, agents, queues, contacts. Errors are RFC 9457 "
                               "problem details (application/problem+json).")
     app.state.settings = settings
     app.state.site = site
-    app.state.db = db
-    app.state.journal = journal
+    app.state.store = store
     app.state.bus = bus
     app.state.core = core
     app.state.hub = hub
-    app.state.users = Users(db)
     app.state.signer = TokenSigner(load_secret(settings.data_dir), settings.token_ttl_s)
     app.state.stations = dict(site.engine.stations)
     app.state.metrics = Metrics(core)
@@ -137,4 +133,4 @@ def _bootstrap_users(users: Any, site: SiteConfig) -> None:
     """Create the site file's demo users that do not exist yet (never overwrite a changed password)."""
     for u in site.engine.users:
         if users.get(u.username) is None:
-            users.create(u.username, u.password, u.role, agent=u.agent)
+            users.create(u.username, u.password, u.role, agent_id=u.agent)

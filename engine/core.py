@@ -1,10 +1,11 @@
 """The engine's single writer: it owns the router, runs every command, journals and publishes events.
 
-Order of a command: fire due timers, run the command, append all resulting events to the journal in one
-transaction, and only then let anybody see them (outbox -> bus -> WebSockets). If the store write fails the
-in-memory router may be ahead of the store, so it is marked stale and rebuilt from the store (snapshot +
-journal tail) before the next command: nothing half-written is ever served. Everything runs on the event
-loop thread; journal writes are synchronous on purpose, so two commands never interleave.
+A command runs on the event-loop thread: due timers fire, the command runs, and its events go to the
+journal writer (group commit: many commands per disk flush, in the router's order). The caller is
+answered, and the events are published (outbox -> bus -> WebSockets), only once they are durable.
+If a journal write fails, the router has run ahead of the store: it is marked stale and rebuilt from the
+store (snapshot + journal tail) before the next command, and every command caught in between gets 503.
+Nobody is ever told about a state the store does not have.
 """
 
 from __future__ import annotations
@@ -13,32 +14,45 @@ import asyncio
 import logging
 import pickle
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from acd.events import (
+    EVENT_TYPES,
+    ContactAbandoned,
     ContactOffered,
     ContactTransferred,
     Event,
     OfferMissed,
     WrapUpCompleted,
-    ContactAbandoned,
     to_dict,
 )
 from acd.model import CenterConfig
 from acd.router import Router
 from engine.bus import Bus, BusUnavailable
 from engine.store import StoreUnavailable
-from engine.store.journal import Journal
+from engine.store.store import Store
+from engine.store.writer import JournalWriter
 
 log = logging.getLogger("switchboard.core")
 
 SNAPSHOT_FORMAT = "router-pickle-1"
-CONFIG_EVENT = "ConfigReloaded"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigReloaded(Event):
+    """Journaled when the site configuration changes, so replay switches configuration at that point."""
+
+    config: dict[str, Any]
+    kind: ClassVar[str] = "ConfigReloaded"
+
+
+EVENT_TYPES.setdefault(ConfigReloaded.kind, ConfigReloaded)
 
 
 class EngineUnavailable(Exception):
-    """The store or the bus is down: the command was not run (maps to HTTP 503)."""
+    """The store or the bus is down: the command was not run, or not kept (maps to HTTP 503)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,19 +66,21 @@ Command = Callable[[Router, float], list[Event]]
 
 
 class Core:
-    def __init__(self, center: CenterConfig, journal: Journal, bus: Bus, *, clock: Callable[[], float] = time.time,
+    def __init__(self, center: CenterConfig, store: Store, bus: Bus, *, clock: Callable[[], float] = time.time,
                  snapshot_every: int = 5000):
         self.center = center
-        self.journal = journal
+        self.store = store
+        self.journal = store.journal
+        self.writer = JournalWriter(store.journal)
         self.bus = bus
         self.clock = clock
         self.snapshot_every = snapshot_every
         self.router = Router(center)
         self.last_seq = 0
-        self.stale = True  # no state loaded yet
+        self.stale = True  # nothing loaded yet
         self.bus_ok = True
         self._holder: dict[str, str] = {}  # contact -> agent that holds or is offered it
-        self._outbox: asyncio.Queue[Committed] | None = None
+        self._outbox: asyncio.Queue[Committed] = asyncio.Queue()
         self._since_snapshot = 0
         self.listeners: list[Callable[[list[Committed]], None]] = []  # metrics and the like
         self.latency_observers: list[Callable[[float], None]] = []
@@ -81,28 +97,26 @@ class Core:
             if payload.get("format") == SNAPSHOT_FORMAT:
                 router = pickle.loads(bytes.fromhex(payload["router"]))
                 after = seq
-        holder: dict[str, str] = {}
         last = after
         batch: list[Event] = []
-        for seq, item in self.journal.load_events(after_seq=after):
+        for seq, event in self.journal.load_events(after_seq=after):
             last = seq
-            if isinstance(item, dict) and item.get("type") == CONFIG_EVENT:
+            if isinstance(event, ConfigReloaded):
                 router.replay_more(batch)
                 batch = []
-                router = router.reconfigured(_center_from_payload(item))
-                router.replay_more([])
+                router = router.reconfigured(_center_from(event.config))
                 continue
-            batch.append(item)
+            batch.append(event)
         router.replay_more(batch)
-        for c in router.contacts.values():
-            if c.agent is not None:
-                holder[c.id] = c.agent
+        self._holder = {c.id: c.agent for c in router.contacts.values() if c.agent is not None}
+        self.router, self.last_seq, self.stale = router, last, False
+        self.writer.reset()
         if router.center != self.center:
-            # the file changed while we were down: carry the state over to it
-            router = router.reconfigured(self.center)
-        self.router, self.last_seq, self._holder = router, last, holder
-        self.stale = False
+            # the file changed while we were down: carry the state over to it (journaled on first command)
+            self._pending_reconfigure = True
         log.info("recovered", extra={"seq": last, "contacts": len(router.contacts)})
+
+    _pending_reconfigure = False
 
     def _ensure_fresh(self) -> None:
         if not self.stale:
@@ -114,72 +128,93 @@ class Core:
 
     # ------------------------------------------------------------------------------------------
     # commands
-    def execute(self, command: Command) -> list[Committed]:
-        """Run one command under the current time; journal what it caused; return what was committed.
+    async def execute(self, command: Command) -> list[Committed]:
+        """Run one command now; return its committed events once durable.
 
-        Raises the router's typed errors (nothing changed, though due timers still fire and are kept),
-        or EngineUnavailable when the store or bus is down."""
+        Raises the router's typed errors (nothing changed by the command, though timers that came due
+        still fire and are kept), or EngineUnavailable when the store or bus is down."""
         self._ensure_fresh()
         if not self.bus_ok:
             raise EngineUnavailable("event bus unavailable")
+        if self._pending_reconfigure:
+            self._pending_reconfigure = False
+            await self._reconfigure(self.center)
         now = self.clock()
         started = time.perf_counter()
         fired = self.router.tick(now)
         try:
             caused = command(self.router, now)
         except Exception:
-            self._commit(fired)
+            if fired:
+                await self._commit(fired)
             raise
         elapsed = time.perf_counter() - started
         for observe in self.latency_observers:
             observe(elapsed)
-        return self._commit(fired + caused)
+        return await self._commit(fired + caused)
 
-    def tick(self) -> list[Committed]:
+    async def tick(self) -> list[Committed]:
         if self.stale:
             return []
         due = self.router.next_due()
         if due is None or due > self.clock():
             return []
-        return self.execute(lambda r, now: [])
+        return await self.execute(lambda r, now: [])
 
-    def reload(self, center: CenterConfig, raw: dict[str, Any]) -> list[Committed]:
+    async def reload(self, center: CenterConfig) -> list[Committed]:
         """Switch to a new configuration without a restart; refused (ConfigError) if it would strand work."""
         self._ensure_fresh()
-        now = self.clock()
-        fired = self.router.tick(now)
-        self._commit(fired)
-        new_router = self.router.reconfigured(center)  # raises ConfigError, nothing changed
-        marker = {"type": CONFIG_EVENT, "t": now, "config": raw}
-        try:
-            seq = self.journal.append_marker(marker)
-        except StoreUnavailable as exc:
-            self.stale = True
-            raise EngineUnavailable(f"store unavailable: {exc}") from None
-        self.router, self.center, self.last_seq = new_router, center, seq
-        return self._commit(self.router.rebalance(now))
+        return await self._reconfigure(center)
 
-    def _commit(self, events: list[Event]) -> list[Committed]:
+    async def _reconfigure(self, center: CenterConfig) -> list[Committed]:
+        now = self.clock()
+        new_router = self.router.reconfigured(center)  # raises ConfigError; nothing changed
+        self.router, self.center = new_router, center
+        # the parsed centre, not the file: the file may hold (demo) passwords that must not be journaled
+        marker = ConfigReloaded(now, _raw_of(center))
+        return await self._commit([marker] + new_router.rebalance(now))
+
+    async def _commit(self, events: list[Event]) -> list[Committed]:
         if not events:
             return []
-        try:
-            seqs = self.journal.append(events)
-        except StoreUnavailable as exc:
+        future: Future[list[int]] = self.writer.submit(events)
+        # publish from the writer's completion, which runs in journal order
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[list[Committed]] = loop.create_future()
+
+        def on_done(f: Future[list[int]]) -> None:
+            loop.call_soon_threadsafe(self._committed, events, f, done)
+
+        future.add_done_callback(on_done)
+        return await done
+
+    def _committed(self, events: list[Event], f: Future[list[int]], done: asyncio.Future[list[Committed]]) -> None:
+        error = f.exception()
+        if error is not None:
             self.stale = True  # the router ran ahead of the store: rebuild before the next command
-            raise EngineUnavailable(f"store unavailable: {exc}") from None
+            if not done.done():
+                done.set_exception(EngineUnavailable(f"store unavailable: {error}"))
+            return
+        seqs = f.result()
         committed = [Committed(seq, e, self._payload(seq, e)) for seq, e in zip(seqs, events)]
         self.last_seq = seqs[-1]
-        if self._outbox is not None:
-            for item in committed:
-                self._outbox.put_nowait(item)
+        for item in committed:
+            self._outbox.put_nowait(item)
         for listener in self.listeners:
-            listener(committed)
+            try:
+                listener(committed)
+            except Exception:
+                log.exception("listener failed")
         self._since_snapshot += len(events)
-        if self._since_snapshot >= self.snapshot_every:
+        if self._since_snapshot >= self.snapshot_every and not self.stale:
             self._snapshot()
-        return committed
+        if not done.done():
+            done.set_result(committed)
 
     def _snapshot(self) -> None:
+        """Pickle the router at `last_seq`, only when nothing is in flight (so it equals the store)."""
+        if self.writer_busy():
+            return
         try:
             blob = pickle.dumps(self.router, protocol=pickle.HIGHEST_PROTOCOL).hex()
             self.journal.write_snapshot(self.last_seq, {"format": SNAPSHOT_FORMAT, "router": blob})
@@ -187,10 +222,17 @@ class Core:
         except StoreUnavailable:
             log.warning("snapshot skipped: store unavailable")
 
+    def writer_busy(self) -> bool:
+        return bool(self.writer._pending)
+
     def _payload(self, seq: int, e: Event) -> dict[str, Any]:
         """What subscribers see: the event, its journal seq, and which agents it concerns."""
         data = to_dict(e)
         data["seq"] = seq
+        if isinstance(e, ConfigReloaded):
+            data.pop("config", None)  # subscribers need the fact, not the file
+            data["agents"] = []
+            return data
         cid = getattr(e, "contact", None)
         agents = {a for a in (getattr(e, "agent", None), getattr(e, "from_agent", None),
                               getattr(e, "to_agent", None)) if a}
@@ -200,12 +242,13 @@ class Core:
                 agents.add(held)
             if isinstance(e, ContactOffered):
                 self._holder[cid] = e.agent
-                c = self.router.contacts[cid]
-                data["contact_info"] = {
-                    "queue": c.queue, "channel": c.channel.value, "priority": c.priority,
-                    "attributes": c.attributes, "enqueued_at": c.enqueued_at,
-                    "history": c.history[-10:],
-                }
+                c = self.router.contacts.get(cid)
+                if c is not None:
+                    data["contact_info"] = {
+                        "queue": c.queue, "channel": c.channel.value, "priority": c.priority,
+                        "attributes": c.attributes, "enqueued_at": c.enqueued_at,
+                        "history": c.history[-10:],
+                    }
             elif isinstance(e, (OfferMissed, ContactAbandoned, ContactTransferred, WrapUpCompleted)):
                 self._holder.pop(cid, None)
         data["agents"] = sorted(agents)
@@ -215,7 +258,6 @@ class Core:
     # background work
     async def run_publisher(self) -> None:
         """Publish committed events to the bus in journal order; on a bus failure keep them and retry."""
-        self._outbox = asyncio.Queue()
         pending: Committed | None = None
         while True:
             item = pending or await self._outbox.get()
@@ -239,15 +281,41 @@ class Core:
             try:
                 if self.stale:
                     self._ensure_fresh()
-                self.tick()
+                await self.tick()
             except EngineUnavailable:
                 pass
             except Exception:  # never let the ticker die: log and go on
                 log.exception("tick failed")
 
+    def close(self) -> None:
+        self.writer.close(timeout=5)
 
-def _center_from_payload(marker: dict[str, Any]) -> CenterConfig:
+
+def _center_from(raw: dict[str, Any]) -> CenterConfig:
     from acd.config import CENTER_FIELDS, load_center
 
-    raw = marker["config"]
     return load_center({k: v for k, v in raw.items() if k in CENTER_FIELDS})
+
+
+def _raw_of(center: CenterConfig) -> dict[str, Any]:
+    """Plain data for a CenterConfig (journaled with a reload, read back by `_center_from`)."""
+    return {
+        "skills": list(center.skills),
+        "queues": {q.id: {
+            "name": q.name, "strategy": q.strategy.value, "sl_threshold_s": q.sl_threshold_s,
+            "skills": {r.skill: r.min_level for r in q.skills}, "groups": list(q.groups),
+            "steps": [{"after_s": s.after_s, "level_drop": s.level_drop, "add_groups": list(s.add_groups),
+                       "overflow_queues": list(s.overflow_queues)} for s in q.steps],
+            "offer_timeout_s": q.offer_timeout_s, "wrap_up_s": q.wrap_up_s, "wrap_up_codes": list(q.wrap_up_codes),
+            "wrap_up_code_required": q.wrap_up_code_required, "priority_boost_per_s": q.priority_boost_per_s,
+            "short_abandon_s": q.short_abandon_s, "preferred_agent_timeout_s": q.preferred_agent_timeout_s,
+            "random_seed": q.random_seed, "linear_order": list(q.linear_order)} for q in center.queues.values()},
+        "agents": {a.id: {"name": a.name, "skills": dict(a.skills),
+                          "capacity": {ch.value: n for ch, n in a.capacity.items()}, "groups": list(a.groups)}
+                   for a in center.agents.values()},
+        "blocks": {ch.value: sorted(t.value for t in targets) for ch, targets in center.blocks.items()},
+        "rona_misses": center.rona_misses,
+        "not_ready_reasons": list(center.not_ready_reasons),
+        "interval_s": center.interval_s,
+        "day_offset_s": center.day_offset_s,
+    }

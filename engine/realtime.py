@@ -14,16 +14,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.bus import Bus, BusMessage, BusUnavailable
+from engine.bus import Bus, BusMessage, BusUnavailable, id_key
 
 log = logging.getLogger("switchboard.realtime")
 
 QUEUE_LIMIT = 10_000  # a client this far behind is cut off and must reconnect (and catch up)
-
-
-def id_key(msg_id: str) -> tuple[int, int]:
-    ms, _, n = msg_id.partition("-")
-    return int(ms), int(n or 0)
 
 
 @dataclass(eq=False)

@@ -14,7 +14,7 @@ from engine.configfile import ConfigFileError, load_file
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
-def reload_site(app: Any) -> dict[str, Any]:
+async def reload_site(app: Any) -> dict[str, Any]:
     """Load the file again; a bad file or a change that would strand work is refused, the old config stays."""
     path = app.state.site.path
     try:
@@ -23,7 +23,7 @@ def reload_site(app: Any) -> dict[str, Any]:
         raise ApiProblem(422, "invalid-config", "Configuration refused", f"{path}: {len(exc.problems)} problem(s)",
                          errors=[{"file": p.file, "line": p.line, "field": p.field, "message": p.message}
                                  for p in exc.problems]) from None
-    app.state.core.reload(site.center, site.raw)
+    await app.state.core.reload(site.center)
     app.state.site = site
     for agent, uri in site.engine.stations.items():
         app.state.stations.setdefault(agent, uri)
@@ -32,5 +32,5 @@ def reload_site(app: Any) -> dict[str, Any]:
 
 
 @router.post("/reload")
-def reload(request: Request, p: Principal = Depends(admin)) -> dict[str, Any]:
-    return reload_site(request.app)
+async def reload(request: Request, p: Principal = Depends(admin)) -> dict[str, Any]:
+    return await reload_site(request.app)

@@ -40,7 +40,7 @@ def _known(c: Core, agent_id: str) -> None:
 
 
 @router.get("")
-def list_agents(request: Request, page: Page = Depends(), p: Principal = Depends(agent_user),
+async def list_agents(request: Request, page: Page = Depends(), p: Principal = Depends(agent_user),
                 c: Core = Depends(core)) -> dict[str, Any]:
     ids = sorted(c.router.agents) if p.at_least("supervisor") else [a for a in sorted(c.router.agents) if a == p.agent]
     stations = _stations(request)
@@ -48,7 +48,7 @@ def list_agents(request: Request, page: Page = Depends(), p: Principal = Depends
 
 
 @router.get("/{agent_id}")
-def get_agent(agent_id: str, request: Request, p: Principal = Depends(agent_user),
+async def get_agent(agent_id: str, request: Request, p: Principal = Depends(agent_user),
               c: Core = Depends(core)) -> dict[str, Any]:
     _known(c, agent_id)
     p.require_agent(agent_id)
@@ -56,27 +56,27 @@ def get_agent(agent_id: str, request: Request, p: Principal = Depends(agent_user
 
 
 @router.post("/{agent_id}/login")
-def login_agent(agent_id: str, body: AgentLogin, request: Request, p: Principal = Depends(agent_user),
+async def login_agent(agent_id: str, body: AgentLogin, request: Request, p: Principal = Depends(agent_user),
                 c: Core = Depends(core)) -> dict[str, Any]:
     _known(c, agent_id)
     p.require_agent(agent_id)
-    c.execute(lambda r, now: r.login(agent_id, now, ready=body.ready))
+    await c.execute(lambda r, now: r.login(agent_id, now, ready=body.ready))
     if body.station:
         _stations(request)[agent_id] = body.station
     return agent_view(c.router, agent_id, _stations(request).get(agent_id))
 
 
 @router.post("/{agent_id}/logout")
-def logout_agent(agent_id: str, request: Request, p: Principal = Depends(agent_user),
+async def logout_agent(agent_id: str, request: Request, p: Principal = Depends(agent_user),
                  c: Core = Depends(core)) -> dict[str, Any]:
     _known(c, agent_id)
     p.require_agent(agent_id)
-    c.execute(lambda r, now: r.logout(agent_id, now))
+    await c.execute(lambda r, now: r.logout(agent_id, now))
     return agent_view(c.router, agent_id, _stations(request).get(agent_id))
 
 
 @router.post("/{agent_id}/state")
-def set_state(agent_id: str, body: AgentStateChange, request: Request, p: Principal = Depends(agent_user),
+async def set_state(agent_id: str, body: AgentStateChange, request: Request, p: Principal = Depends(agent_user),
               c: Core = Depends(core)) -> dict[str, Any]:
     _known(c, agent_id)
     p.require_agent(agent_id)
@@ -84,11 +84,11 @@ def set_state(agent_id: str, body: AgentStateChange, request: Request, p: Princi
         if body.reason is not None:
             raise ApiProblem(422, "validation-error", "Invalid request", "reason: only with state not_ready",
                              errors=[{"field": "body.reason", "message": "only with state not_ready"}])
-        c.execute(lambda r, now: r.set_ready(agent_id, now))
+        await c.execute(lambda r, now: r.set_ready(agent_id, now))
     else:
         if not body.reason:
             raise ApiProblem(422, "validation-error", "Invalid request", "reason: required for not_ready",
                              errors=[{"field": "body.reason", "message": "required for not_ready"}])
         reason = body.reason
-        c.execute(lambda r, now: r.set_not_ready(agent_id, now, reason))
+        await c.execute(lambda r, now: r.set_not_ready(agent_id, now, reason))
     return agent_view(c.router, agent_id, _stations(request).get(agent_id))

@@ -20,9 +20,9 @@ class Login(BaseModel):
 
 @router.post("/login")
 def login(body: Login, request: Request) -> dict[str, Any]:
-    user = request.app.state.users.authenticate(body.username, body.password)
+    user = request.app.state.store.users.verify(body.username, body.password)
     if user is None:
         raise AuthError("wrong username or password")
-    token, exp = request.app.state.signer.issue(user.username, user.role, user.agent)
+    token, exp = request.app.state.signer.issue(user.username, user.role, user.agent_id)
     return {"access_token": token, "token_type": "bearer", "expires_at": exp, "role": user.role,
-            "agent": user.agent, "username": user.username}
+            "agent": user.agent_id, "username": user.username}

@@ -87,7 +87,7 @@ def _may_touch(p: Principal, contact: Any) -> None:
 
 
 @router.post("", status_code=201)
-def create_contact(body: ContactCreate, p: Principal = Depends(supervisor), c: Core = Depends(core)) -> dict[str, Any]:
+async def create_contact(body: ContactCreate, p: Principal = Depends(supervisor), c: Core = Depends(core)) -> dict[str, Any]:
     spec = ContactSpec(
         id=body.id or f"ct-{uuid.uuid4().hex[:16]}",
         queue=body.queue,
@@ -99,12 +99,12 @@ def create_contact(body: ContactCreate, p: Principal = Depends(supervisor), c: C
         enqueued_at=body.enqueued_at,
         schedule_at=body.schedule_at,
     )
-    c.execute(lambda r, now: r.enqueue(spec, now))
+    await c.execute(lambda r, now: r.enqueue(spec, now))
     return contact_view(c.router.contacts[spec.id])
 
 
 @router.get("")
-def list_contacts(page: Page = Depends(), p: Principal = Depends(agent_user), c: Core = Depends(core),
+async def list_contacts(page: Page = Depends(), p: Principal = Depends(agent_user), c: Core = Depends(core),
                   state: ContactState | None = Query(None), queue: str | None = Query(None, max_length=64),
                   channel: Channel | None = Query(None), agent: str | None = Query(None, max_length=64)
                   ) -> dict[str, Any]:
@@ -120,7 +120,7 @@ def list_contacts(page: Page = Depends(), p: Principal = Depends(agent_user), c:
 
 
 @router.get("/{contact_id}")
-def get_contact(contact_id: str, p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
+async def get_contact(contact_id: str, p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
     contact = _get(c, contact_id)
     if not p.at_least("supervisor") and contact.agent != p.agent and p.agent not in {
             h.get("agent") for h in contact.history}:
@@ -130,75 +130,75 @@ def get_contact(contact_id: str, p: Principal = Depends(agent_user), c: Core = D
     return data
 
 
-def _agent_action(contact_id: str, p: Principal, c: Core, action: str, **kw: Any) -> dict[str, Any]:
+async def _agent_action(contact_id: str, p: Principal, c: Core, action: str, **kw: Any) -> dict[str, Any]:
     contact = _get(c, contact_id)
     _may_touch(p, contact)
     agent = contact.agent
     if action == "accept":
-        c.execute(lambda r, now: r.accept(contact_id, agent, now))
+        await c.execute(lambda r, now: r.accept(contact_id, agent, now))
     elif action == "reject":
-        c.execute(lambda r, now: r.reject(contact_id, agent, now, reason=kw["reason"]))
+        await c.execute(lambda r, now: r.reject(contact_id, agent, now, reason=kw["reason"]))
     else:
-        c.execute(lambda r, now: getattr(r, action)(contact_id, now, **kw))
+        await c.execute(lambda r, now: getattr(r, action)(contact_id, now, **kw))
     return contact_view(c.router.contacts[contact_id])
 
 
 @router.post("/{contact_id}/accept")
-def accept(contact_id: str, p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
-    return _agent_action(contact_id, p, c, "accept")
+async def accept(contact_id: str, p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
+    return await _agent_action(contact_id, p, c, "accept")
 
 
 @router.post("/{contact_id}/reject")
-def reject(contact_id: str, body: Reject | None = None, p: Principal = Depends(agent_user),
+async def reject(contact_id: str, body: Reject | None = None, p: Principal = Depends(agent_user),
            c: Core = Depends(core)) -> dict[str, Any]:
-    return _agent_action(contact_id, p, c, "reject", reason=(body or Reject()).reason)
+    return await _agent_action(contact_id, p, c, "reject", reason=(body or Reject()).reason)
 
 
 @router.post("/{contact_id}/hold")
-def hold(contact_id: str, p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
-    return _agent_action(contact_id, p, c, "hold")
+async def hold(contact_id: str, p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
+    return await _agent_action(contact_id, p, c, "hold")
 
 
 @router.post("/{contact_id}/resume")
-def resume(contact_id: str, p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
-    return _agent_action(contact_id, p, c, "resume")
+async def resume(contact_id: str, p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
+    return await _agent_action(contact_id, p, c, "resume")
 
 
 @router.post("/{contact_id}/transfer")
-def transfer(contact_id: str, body: Transfer, p: Principal = Depends(agent_user),
+async def transfer(contact_id: str, body: Transfer, p: Principal = Depends(agent_user),
              c: Core = Depends(core)) -> dict[str, Any]:
-    return _agent_action(contact_id, p, c, "transfer", to_queue=body.to_queue, to_agent=body.to_agent,
+    return await _agent_action(contact_id, p, c, "transfer", to_queue=body.to_queue, to_agent=body.to_agent,
                          note=body.note)
 
 
 @router.post("/{contact_id}/end")
-def end(contact_id: str, p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
-    return _agent_action(contact_id, p, c, "end")
+async def end(contact_id: str, p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
+    return await _agent_action(contact_id, p, c, "end")
 
 
 @router.post("/{contact_id}/wrap-up")
-def wrap_up(contact_id: str, body: WrapUp, p: Principal = Depends(agent_user),
+async def wrap_up(contact_id: str, body: WrapUp, p: Principal = Depends(agent_user),
             c: Core = Depends(core)) -> dict[str, Any]:
-    return _agent_action(contact_id, p, c, "wrap_up", code=body.code)
+    return await _agent_action(contact_id, p, c, "wrap_up", code=body.code)
 
 
 @router.post("/{contact_id}/complete")
-def complete(contact_id: str, body: WrapUp | None = None, p: Principal = Depends(agent_user),
+async def complete(contact_id: str, body: WrapUp | None = None, p: Principal = Depends(agent_user),
              c: Core = Depends(core)) -> dict[str, Any]:
-    return _agent_action(contact_id, p, c, "complete", code=(body or WrapUp()).code)
+    return await _agent_action(contact_id, p, c, "complete", code=(body or WrapUp()).code)
 
 
 @router.post("/{contact_id}/abandon")
-def abandon(contact_id: str, p: Principal = Depends(supervisor), c: Core = Depends(core)) -> dict[str, Any]:
+async def abandon(contact_id: str, p: Principal = Depends(supervisor), c: Core = Depends(core)) -> dict[str, Any]:
     """The customer left before an agent answered (used by channel adapters and the IVR)."""
     _get(c, contact_id)
-    c.execute(lambda r, now: r.abandon(contact_id, now))
+    await c.execute(lambda r, now: r.abandon(contact_id, now))
     return contact_view(c.router.contacts[contact_id])
 
 
 @router.post("/{contact_id}/callback")
-def request_callback(contact_id: str, p: Principal = Depends(supervisor), c: Core = Depends(core)) -> dict[str, Any]:
+async def request_callback(contact_id: str, p: Principal = Depends(supervisor), c: Core = Depends(core)) -> dict[str, Any]:
     """A waiting caller chose to be called back: they keep their place."""
     _get(c, contact_id)
-    c.execute(lambda r, now: r.request_callback(contact_id, now))
+    await c.execute(lambda r, now: r.request_callback(contact_id, now))
     return contact_view(c.router.contacts[contact_id])

@@ -10,12 +10,12 @@ from engine.auth import AuthError, Principal
 from engine.core import Core
 
 
-def core(request: Request) -> Core:
+async def core(request: Request) -> Core:
     c: Core = request.app.state.core
     return c
 
 
-def principal(request: Request) -> Principal:
+async def principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -24,17 +24,17 @@ def principal(request: Request) -> Principal:
     return p
 
 
-def agent_user(p: Principal = Depends(principal)) -> Principal:
+async def agent_user(p: Principal = Depends(principal)) -> Principal:
     p.require("agent")
     return p
 
 
-def supervisor(p: Principal = Depends(principal)) -> Principal:
+async def supervisor(p: Principal = Depends(principal)) -> Principal:
     p.require("supervisor")
     return p
 
 
-def admin(p: Principal = Depends(principal)) -> Principal:
+async def admin(p: Principal = Depends(principal)) -> Principal:
     p.require("admin")
     return p
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -12,14 +13,14 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, Any]:
+async def healthz() -> dict[str, Any]:
     return {"status": "ok"}
 
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
     state = request.app.state
-    store_ok = state.db.ping()
+    store_ok = await asyncio.to_thread(state.store.ping)
     bus_ok = await state.bus.ping()
     core_ok = not state.core.stale
     ready = store_ok and bus_ok and core_ok and state.core.bus_ok
@@ -29,5 +30,5 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics")
-def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

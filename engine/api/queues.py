@@ -23,17 +23,17 @@ def _queue(c: Core, queue_id: str) -> Any:
 
 
 @router.get("")
-def list_queues(page: Page = Depends(), p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
+async def list_queues(page: Page = Depends(), p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
     return page.slice([queue_view(q, c.router) for q in c.router.center.queues.values()])
 
 
 @router.get("/{queue_id}")
-def get_queue(queue_id: str, p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
+async def get_queue(queue_id: str, p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
     return queue_view(_queue(c, queue_id), c.router)
 
 
 @router.get("/{queue_id}/stats")
-def live_stats(queue_id: str, p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
+async def live_stats(queue_id: str, p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
     _queue(c, queue_id)
     now = c.clock()
     snap = c.router.queue_snapshot(queue_id, now)
@@ -42,7 +42,7 @@ def live_stats(queue_id: str, p: Principal = Depends(agent_user), c: Core = Depe
 
 
 @router.get("/{queue_id}/intervals")
-def interval_stats(queue_id: str, page: Page = Depends(), p: Principal = Depends(agent_user),
+async def interval_stats(queue_id: str, page: Page = Depends(), p: Principal = Depends(agent_user),
                    c: Core = Depends(core)) -> dict[str, Any]:
     _queue(c, queue_id)
     c.router.settle(c.clock())

@@ -23,17 +23,17 @@ class UserCreate(BaseModel):
 
 
 def _view(u: Any) -> dict[str, Any]:
-    return {"username": u.username, "role": u.role, "agent": u.agent, "disabled": u.disabled}
+    return {"username": u.username, "role": u.role, "agent": u.agent_id, "disabled": u.disabled}
 
 
 @router.get("")
 def list_users(request: Request, page: Page = Depends(), p: Principal = Depends(admin)) -> dict[str, Any]:
-    return page.slice([_view(u) for u in request.app.state.users.list()])
+    return page.slice([_view(u) for u in request.app.state.store.users.all()])
 
 
 @router.post("", status_code=201)
 def create_user(body: UserCreate, request: Request, p: Principal = Depends(admin)) -> dict[str, Any]:
-    users = request.app.state.users
+    users = request.app.state.store.users
     if body.agent is not None and body.agent not in request.app.state.core.router.agents:
         raise ApiProblem(422, "validation-error", "Invalid request", f"agent: unknown agent {body.agent!r}",
                          errors=[{"field": "body.agent", "message": "unknown agent"}])
@@ -42,12 +42,12 @@ def create_user(body: UserCreate, request: Request, p: Principal = Depends(admin
                          errors=[{"field": "body.agent", "message": "required for role agent"}])
     if users.get(body.username) is not None:
         raise ApiProblem(409, "duplicate-user", "User exists", f"user {body.username!r} already exists")
-    return _view(users.create(body.username, body.password, body.role, agent=body.agent))
+    return _view(users.create(body.username, body.password, body.role, agent_id=body.agent))
 
 
 @router.get("/{username}")
 def get_user(username: str, request: Request, p: Principal = Depends(admin)) -> dict[str, Any]:
-    u = request.app.state.users.get(username)
+    u = request.app.state.store.users.get(username)
     if u is None:
         raise ApiProblem(404, "unknown-user", "Unknown user", f"no user {username!r}")
     return _view(u)
@@ -55,7 +55,7 @@ def get_user(username: str, request: Request, p: Principal = Depends(admin)) -> 
 
 @router.post("/{username}/disable")
 def disable_user(username: str, request: Request, p: Principal = Depends(admin)) -> dict[str, Any]:
-    users = request.app.state.users
+    users = request.app.state.store.users
     if users.get(username) is None:
         raise ApiProblem(404, "unknown-user", "Unknown user", f"no user {username!r}")
     users.disable(username)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from engine.api.views import agent_view
 from engine.auth import AuthError, Principal
+from engine.bus import id_key
 from engine.realtime import Hub
 
 router = APIRouter(tags=["realtime"])
@@ -32,7 +33,15 @@ def _principal(ws: WebSocket) -> Principal | None:
 
 
 async def _pump(ws: WebSocket, hub: Hub, agent: str | None, hello: dict[str, Any]) -> None:
-    client = await hub.attach(agent, ws.query_params.get("after"))
+    after = ws.query_params.get("after") or None
+    if after is not None:
+        try:
+            id_key(after)
+        except ValueError:
+            await ws.send_json({"type": "error", "detail": f"after: not a message id: {after!r}"})
+            await ws.close(code=4400)
+            return
+    client = await hub.attach(agent, after)
     if client is None:
         await ws.send_json({"type": "resync", "detail": "missed events are no longer kept: reload state"})
         await ws.close(code=4409)
@@ -95,6 +104,7 @@ async def supervisor_socket(ws: WebSocket) -> None:
         return
     await ws.accept()
     core = ws.app.state.core
-    hello = {"type": "hello", "queues": {q: core.router.queue_snapshot(q) for q in core.router.center.queues},
+    now = core.clock()  # the router has no time of its own (-inf) before its first command
+    hello = {"type": "hello", "queues": {q: core.router.queue_snapshot(q, now) for q in core.router.center.queues},
              "last_id": ws.app.state.hub.last_id}
     await _pump(ws, ws.app.state.hub, None, hello)

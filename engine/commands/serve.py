@@ -46,16 +46,16 @@ def run(args: argparse.Namespace) -> int:
     async def main() -> None:
         loop = asyncio.get_running_loop()
 
-        def on_hup() -> None:
+        async def reload() -> None:
             from engine.api.admin import reload_site
 
             try:
-                result = reload_site(app)
+                result = await reload_site(app)
                 logging.getLogger("switchboard").info("config reloaded", extra=result)
             except Exception as exc:  # a bad reload is refused; the running config stays
                 logging.getLogger("switchboard").error("config reload refused", extra={"error": str(exc)})
 
-        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))
         await server.serve()
 
     asyncio.run(main())

@@ -25,15 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _users(url: str | None):  # type: ignore[no-untyped-def]
     from engine.settings import Settings
-    from engine.store.db import Database
-    from engine.store.migrate import upgrade
-    from engine.store.users import Users
+    from engine.store.store import Store
 
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(url or settings.effective_database_url())
-    upgrade(db)
-    return Users(db)
+    store = Store(url or settings.effective_database_url())
+    store.migrate()
+    return store.users
 
 
 def run_add(args: argparse.Namespace) -> int:
@@ -54,12 +52,12 @@ def run_add(args: argparse.Namespace) -> int:
     if users.get(args.username) is not None:
         print(f"user add: user {args.username!r} already exists", file=sys.stderr)
         return 1
-    users.create(args.username, password, args.role, agent=args.agent)
+    users.create(args.username, password, args.role, agent_id=args.agent)
     print(f"created {args.role} {args.username}")
     return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
-    for u in _users(args.database_url).list():
-        print(f"{u.username}\t{u.role}\t{u.agent or '-'}\t{'disabled' if u.disabled else 'active'}")
+    for u in _users(args.database_url).all():
+        print(f"{u.username}\t{u.role}\t{u.agent_id or '-'}\t{'disabled' if u.disabled else 'active'}")
     return 0

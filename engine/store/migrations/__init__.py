@@ -1,0 +1,1 @@
+"""Alembic migrations, run from inside the package (`engine.store.migrate`); no alembic.ini needed."""
