@@ -88,7 +88,8 @@ def create_app(settings: Settings, site: SiteConfig) -> FastAPI:
             log.error("store unavailable at start; will retry", extra={"error": str(exc)})
         tasks = [asyncio.create_task(core.run_publisher(), name="publisher"),
                  asyncio.create_task(core.run_ticker(settings.tick_ms / 1000), name="ticker"),
-                 asyncio.create_task(hub.run(), name="hub")]
+                 asyncio.create_task(hub.run(), name="hub"),
+                 asyncio.create_task(core.run_interval_saver(), name="intervals")]
         log.info("serving", extra={"database": masked(store.db.url), "bus": "redis" if settings.redis_url else "memory",
                                    "queues": len(site.center.queues), "agents": len(site.center.agents)})
         try:

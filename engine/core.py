@@ -274,6 +274,22 @@ class Core:
                 pending = item
                 await asyncio.sleep(0.5)
 
+    async def run_interval_saver(self, every_s: float = 60.0) -> None:
+        """Keep the store's interval statistics (for reports and BI) up to date with the router's."""
+        while True:
+            await asyncio.sleep(every_s)
+            if self.stale:
+                continue
+            now = self.clock()
+            self.router.settle(now)
+            stats = self.router.stats
+            since = (stats.interval(now) - 1) * stats.interval_s  # this interval and the one before
+            reports = [r for q in stats.queues for r in stats.interval_report(q) if r["interval_start"] >= since]
+            try:
+                await asyncio.to_thread(self.store.intervals.upsert, reports)
+            except StoreUnavailable:
+                log.warning("interval statistics not saved: store unavailable")
+
     async def run_ticker(self, interval_s: float) -> None:
         """Fire ACD timers (offer timeouts, widening, wrap-up) and retry recovery after an outage."""
         while True:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import uuid
 from typing import Any, Literal
@@ -99,6 +101,9 @@ async def create_contact(body: ContactCreate, p: Principal = Depends(supervisor)
         enqueued_at=body.enqueued_at,
         schedule_at=body.schedule_at,
     )
+    if body.id is not None and body.id not in c.router.contacts and \
+            await asyncio.to_thread(c.store.journal.get_contact, body.id) is not None:
+        raise ApiProblem(409, "duplicate-contact", "Duplicate contact", f"contact {body.id!r} already exists")
     await c.execute(lambda r, now: r.enqueue(spec, now))
     return contact_view(c.router.contacts[spec.id])
 
@@ -121,6 +126,14 @@ async def list_contacts(page: Page = Depends(), p: Principal = Depends(agent_use
 
 @router.get("/{contact_id}")
 async def get_contact(contact_id: str, p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
+    if contact_id not in c.router.contacts:
+        # finished long ago: the router has let it go, the store keeps it
+        record = await asyncio.to_thread(c.store.journal.get_contact, contact_id)
+        if record is None:
+            raise ApiProblem(404, "unknown-contact", "Unknown contact", f"no contact {contact_id!r}")
+        if not p.at_least("supervisor") and record.agent != p.agent:
+            raise ApiProblem(403, "forbidden", "Not allowed", f"contact {contact_id!r} is not yours")
+        return {**dataclasses.asdict(record), "position": None, "archived": True}
     contact = _get(c, contact_id)
     if not p.at_least("supervisor") and contact.agent != p.agent and p.agent not in {
             h.get("agent") for h in contact.history}:

@@ -210,6 +210,30 @@ class RouterSystem:
         return self._accept(self.router.complete(contact, t, code))
 
 
+class MatchTimedRouterSystem(RouterSystem):
+    """The router with a stopwatch on its matching step alone (`_match_agent` / `_match_contact`): the
+    decision proper, without the command's bookkeeping (events, statistics, timers) around it."""
+
+    name = "router-match"
+
+    def __init__(self, center: CenterConfig, clock: Callable[[], int] = time.perf_counter_ns):
+        super().__init__(center)
+        self.match_ns: list[int] = []
+        router = self.router
+        for name in ("_match_agent", "_match_contact"):
+            inner = getattr(router, name)
+
+            def timed(*args: Any, _inner: Callable[..., None] = inner) -> None:
+                t0 = clock()
+                offers = router._out is not None and len(router._out)
+                _inner(*args)
+                made = router._out is not None and len(router._out) > offers
+                if made:  # time only calls that decided something
+                    self.match_ns.append(clock() - t0)
+
+            setattr(router, name, timed)
+
+
 class CountingRouterSystem(RouterSystem):
     """The router, also counting the events it makes (for tests; not for timed runs)."""
 
@@ -482,6 +506,16 @@ def run_routing(*, agents: int, skills: int, waiting: int, decisions: int, seed:
         **{k: v for k, v in summary.items() if k != "waiting"},
         "peak_rss_mb": rss_router,
     }
+
+    # the decision proper: the matching step that picks a contact for an agent (or an agent for a contact)
+    progress(f"router matching step alone: {waiting} waiting")
+    timed = MatchTimedRouterSystem(center, tick)
+    drive(timed, center, waiting=waiting, decisions=decisions, seed=seed, warmup=warmup, clock=tick)
+    match = sorted(timed.match_ns[len(timed.match_ns) // 10:])
+    if match:
+        result["match_decisions_per_s"] = round(1e9 / statistics.fmean(match), 1)
+        result["match_p50_us"] = round(match[len(match) // 2] / 1000, 2)
+        result["match_p99_us"] = round(match[min(len(match) - 1, int(len(match) * 0.99))] / 1000, 2)
 
     base = baseline_run(waiting)
     bsum = base.summary()
