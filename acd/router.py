@@ -109,6 +109,7 @@ class Router:
         self._pending_contacts: deque[str] = deque()
         self._queued: dict[str, int] = {q: 0 for q in center.queues}  # contacts in line (not offered)
         self._class_cache: dict[tuple[Any, ...], RouteClass] = {}
+        self._base_agent_sets: dict[str, frozenset[str]] = {}
         self._at_least: dict[tuple[str, int], frozenset[str]] = {}  # (skill, level) -> agents that have it
         self._finished: deque[str] = deque()  # completed/abandoned contacts, oldest first
         self.keep_finished = keep_finished
@@ -407,9 +408,7 @@ class Router:
     def expected_wait(self, queue: str, position: int) -> float:
         """Expected seconds until the contact at `position` (1-based) is answered."""
         qs = self.stats.queues[self._queue(queue).id]
-        rule = self._base_rule(queue)
-        serving = sum(1 for a in self.agents.values() if a.presence is not Presence.LOGGED_OUT
-                      and serves(self.center, a.cfg, rule))
+        serving = sum(1 for n in self._base_agents(queue) if self.agents[n].presence is not Presence.LOGGED_OUT)
         fallback = (qs.aht_s or DEFAULT_AHT_S) / max(serving, 1)
         return qs.estimator.expected_wait(position, fallback)
 
@@ -419,10 +418,9 @@ class Router:
         now = self.now if now is None else now
         waiting = self._waiting[q.id]
         states: dict[str, int] = {s.value: 0 for s in AgentState}
-        rule = self._base_rule(q.id)
-        for a in self.agents.values():
-            if serves(self.center, a.cfg, rule):
-                states[a.state({cid: self.contacts[cid].state for cid in a.work}).value] += 1
+        for name in self._base_agents(q.id):
+            a = self.agents[name]
+            states[a.state({cid: self.contacts[cid].state for cid in a.work}).value] += 1
         oldest = min((c.enqueued_at for c in waiting.values()), default=None)
         qs = self.stats.queues[q.id]
         current = qs.intervals.get(self.stats.interval(now))
@@ -577,7 +575,7 @@ class Router:
                 counters.answered_within += 1
             qs.estimator.answered(wait)
         qs.estimator.departed(e.t, self._queued[c.queue], True)
-        self._touch(a, e.t)
+        # no re-index: the offer's slot simply becomes work, so load and free channels are unchanged
 
     def _on_held(self, e: ContactHeld) -> None:
         c = self.contacts[e.contact]
@@ -628,8 +626,7 @@ class Router:
         if not queue.wrap_up_code_required and queue.wrap_up_s > 0:
             due = e.t + queue.wrap_up_s
             self._timer(due, _WRAP, c.id, due)
-        a = self.agents[e.agent]
-        self._touch(a, e.t)
+        # wrap-up keeps the slot: nothing to re-index until it completes
 
     def _on_wrapped(self, e: WrapUpCompleted) -> None:
         c = self.contacts[e.contact]
@@ -790,6 +787,14 @@ class Router:
         if found is None:
             found = frozenset(a.id for a in self.agents.values() if a.cfg.skills.get(skill, 0) >= level)
             self._at_least[key] = found
+        return found
+
+    def _base_agents(self, queue: str) -> frozenset[str]:
+        """Agents who serve the queue at its base ring (cached: configuration does not change in a router)."""
+        found = self._base_agent_sets.get(queue)
+        if found is None:
+            found = frozenset(self._agents_for(self._base_rule(queue)))
+            self._base_agent_sets[queue] = found
         return found
 
     def _base_rule(self, queue: str) -> RingRule:
