@@ -20,7 +20,7 @@ from engine.api import problems
 from engine.auth import TokenSigner, load_secret
 from engine.bus import make_bus
 from engine.configfile import SiteConfig
-from engine.core import Core
+from engine.core import Core, EngineUnavailable
 from engine.metrics import Metrics
 from engine.realtime import Hub
 from engine.settings import Settings
@@ -46,19 +46,31 @@ class BodyLimit:
             await self._refuse(scope, receive, send)
             return
         seen = 0
+        too_large = started = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, too_large
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    too_large = True
                     raise _TooLarge()
             return message
 
+        async def guarded(message: Message) -> None:
+            # the framework may turn our exception into its own answer (FastAPI: 400): drop that one
+            nonlocal started
+            if too_large and not started:
+                return
+            started = True
+            await send(message)
+
         try:
-            await self.app(scope, limited, send)
+            await self.app(scope, limited, guarded)
         except _TooLarge:
+            pass
+        if too_large and not started:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -84,7 +96,8 @@ def create_app(settings: Settings, site: SiteConfig) -> FastAPI:
             store.migrate()
             _bootstrap_users(store.users, site)
             core.recover()
-        except StoreUnavailable as exc:
+            await core.adopt_pending_config()
+        except (StoreUnavailable, EngineUnavailable) as exc:
             log.error("store unavailable at start; will retry", extra={"error": str(exc)})
         tasks = [asyncio.create_task(core.run_publisher(), name="publisher"),
                  asyncio.create_task(core.run_ticker(settings.tick_ms / 1000), name="ticker"),

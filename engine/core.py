@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
+from acd.errors import ConfigError
 from acd.events import (
     EVENT_TYPES,
     ContactAbandoned,
@@ -79,6 +80,7 @@ class Core:
         self.last_seq = 0
         self.stale = True  # nothing loaded yet
         self.bus_ok = True
+        self.store_writable = True  # False from a failed journal write until a write goes through again
         self._holder: dict[str, str] = {}  # contact -> agent that holds or is offered it
         self._outbox: asyncio.Queue[Committed] = asyncio.Queue()
         self._since_snapshot = 0
@@ -111,12 +113,19 @@ class Core:
         self._holder = {c.id: c.agent for c in router.contacts.values() if c.agent is not None}
         self.router, self.last_seq, self.stale = router, last, False
         self.writer.reset()
-        if router.center != self.center:
-            # the file changed while we were down: carry the state over to it (journaled on first command)
+        if router.center != self.center or last == 0:
+            # the file changed while we were down: carry the state over to it; or the journal is new: record
+            # the configuration its events run under, so a replay after a reload that drops a queue or an
+            # agent never applies the earlier events without them (journaled on first command)
             self._pending_reconfigure = True
         log.info("recovered", extra={"seq": last, "contacts": len(router.contacts)})
 
     _pending_reconfigure = False
+
+    def ensure_fresh(self) -> None:
+        """Rebuild the router if a failed write left it ahead of the store, so no reader sees state the
+        store does not have; EngineUnavailable while the store is away."""
+        self._ensure_fresh()
 
     def _ensure_fresh(self) -> None:
         if not self.stale:
@@ -137,8 +146,7 @@ class Core:
         if not self.bus_ok:
             raise EngineUnavailable("event bus unavailable")
         if self._pending_reconfigure:
-            self._pending_reconfigure = False
-            await self._reconfigure(self.center)
+            await self._adopt_file_config()
         now = self.clock()
         started = time.perf_counter()
         fired = self.router.tick(now)
@@ -170,9 +178,26 @@ class Core:
         now = self.clock()
         new_router = self.router.reconfigured(center)  # raises ConfigError; nothing changed
         self.router, self.center = new_router, center
+        self._pending_reconfigure = False
         # the parsed centre, not the file: the file may hold (demo) passwords that must not be journaled
         marker = ConfigReloaded(now, _raw_of(center))
         return await self._commit([marker] + new_router.rebalance(now))
+
+    async def adopt_pending_config(self) -> None:
+        """After `recover()` at start: put the site file in force now (journaled), not at the first command."""
+        if self._pending_reconfigure:
+            await self._adopt_file_config()
+
+    async def _adopt_file_config(self) -> None:
+        try:
+            await self._reconfigure(self.center)
+        except ConfigError as exc:
+            # the file changed while we were down in a way that would strand work: refuse it as a bad
+            # reload is refused, and go on with the configuration the journal holds
+            log.error("site file refused: it would strand live work; running on the journaled configuration",
+                      extra={"error": str(exc)})
+            self._pending_reconfigure = False
+            self.center = self.router.center
 
     async def _commit(self, events: list[Event]) -> list[Committed]:
         if not events:
@@ -192,10 +217,12 @@ class Core:
         error = f.exception()
         if error is not None:
             self.stale = True  # the router ran ahead of the store: rebuild before the next command
+            self.store_writable = False
             if not done.done():
                 done.set_exception(EngineUnavailable(f"store unavailable: {error}"))
             return
         seqs = f.result()
+        self.store_writable = True
         committed = [Committed(seq, e, self._payload(seq, e)) for seq, e in zip(seqs, events)]
         self.last_seq = seqs[-1]
         for item in committed:
@@ -297,11 +324,26 @@ class Core:
             try:
                 if self.stale:
                     self._ensure_fresh()
+                if not self.store_writable:
+                    await self._probe_writes()
                 await self.tick()
             except EngineUnavailable:
                 pass
             except Exception:  # never let the ticker die: log and go on
                 log.exception("tick failed")
+
+    async def _probe_writes(self) -> None:
+        """After a failed write, try an empty write transaction: readers may still get through (SQLite
+        in WAL mode while another process holds the write lock), so only this tells writes work again."""
+        def probe() -> None:
+            with self.store.db.write():
+                pass
+
+        try:
+            await asyncio.to_thread(probe)
+            self.store_writable = True
+        except StoreUnavailable:
+            pass
 
     def close(self) -> None:
         self.writer.close(timeout=5)

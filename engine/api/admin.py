@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
+from acd.errors import ConfigError
 from engine.api.deps import admin
 from engine.api.problems import ApiProblem
 from engine.auth import Principal
@@ -23,7 +24,13 @@ async def reload_site(app: Any) -> dict[str, Any]:
         raise ApiProblem(422, "invalid-config", "Configuration refused", f"{path}: {len(exc.problems)} problem(s)",
                          errors=[{"file": p.file, "line": p.line, "field": p.field, "message": p.message}
                                  for p in exc.problems]) from None
-    await app.state.core.reload(site.center)
+    try:
+        await app.state.core.reload(site.center)
+    except ConfigError as exc:  # a valid file that would strand live contacts or agents
+        raise ApiProblem(422, "invalid-config", "Configuration refused",
+                         f"{path}: the change would strand live work; the running configuration stays",
+                         errors=[{"file": str(path), "line": None, "field": i.path, "message": i.message}
+                                 for i in exc.issues]) from None
     app.state.site = site
     for agent, uri in site.engine.stations.items():
         app.state.stations.setdefault(agent, uri)

@@ -12,6 +12,7 @@ from engine.core import Core
 
 async def core(request: Request) -> Core:
     c: Core = request.app.state.core
+    c.ensure_fresh()  # after a failed write the router ran ahead of the store: rebuild it first, or 503
     return c
 
 

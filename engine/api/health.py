@@ -20,7 +20,8 @@ async def healthz() -> dict[str, Any]:
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
     state = request.app.state
-    store_ok = await asyncio.to_thread(state.store.ping)
+    # reachable for reads, and the last journal write (or write probe) went through
+    store_ok = await asyncio.to_thread(state.store.ping) and state.core.store_writable
     bus_ok = await state.bus.ping()
     core_ok = not state.core.stale
     ready = store_ok and bus_ok and core_ok and state.core.bus_ok
