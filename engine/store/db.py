@@ -135,8 +135,13 @@ def _make_engine(url: URL, *, busy_timeout_s: float, connect_timeout_s: int, poo
         if database in ("", ":memory:"):
             kwargs["poolclass"] = StaticPool  # one connection: each new one would be a new empty database
     elif backend == "postgresql":
+        # a server that stops answering (partition, frozen host) must fail a write, not hang it:
+        # TCP keepalives and tcp_user_timeout bound how long unacknowledged traffic may wait
+        args: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+                                "keepalives_count": 3, "tcp_user_timeout": 10_000}
         if "connect_timeout" not in url.query:
-            kwargs["connect_args"] = {"connect_timeout": connect_timeout_s}
+            args["connect_timeout"] = connect_timeout_s
+        kwargs["connect_args"] = {k: v for k, v in args.items() if k not in url.query}
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=connect_timeout_s)
     engine = create_engine(url, **kwargs)
     if backend == "sqlite":
