@@ -16,8 +16,9 @@ the free set. Between commands no waiting contact has a free, qualified agent th
 
 from __future__ import annotations
 
+import copy
 import heapq
-from collections import deque
+from collections import defaultdict, deque
 from typing import Any, Callable, Iterable, Iterator
 
 from acd import errors
@@ -103,6 +104,7 @@ class Router:
         self._arrivals = 0
         self._token = 0
         self._rr_last: dict[str, int] = {}
+        self._missed_by: dict[str, set[str]] = {}  # agent -> contacts they missed since last ready
         self._linear: dict[str, dict[str, int]] = {
             q.id: {a: i for i, a in enumerate(q.linear_order)} for q in center.queues.values()}
         self._pending_agents: deque[str] = deque()
@@ -161,6 +163,7 @@ class Router:
         new.now = self.now
         new._arrivals, new._token, new._timer_seq = self._arrivals, self._token, self._timer_seq
         new._rr_last = {q: r for q, r in self._rr_last.items() if q in center.queues}
+        new._missed_by = {a: cids for a, cids in self._missed_by.items() if a in center.agents}
         for qid, qs in self.stats.queues.items():
             if qid in center.queues:
                 qs.threshold_s = center.queues[qid].sl_threshold_s
@@ -247,9 +250,11 @@ class Router:
         with self._command(now) as t:
             enqueued_at = min(spec.enqueued_at, t) if spec.enqueued_at is not None else t
             if spec.schedule_at is not None and spec.schedule_at > t:
+                # a booked callback waits from the time it was booked for, unless an age is carried in
                 self._emit(CallbackScheduled(
                     t, spec.id, queue.id, Channel(spec.channel), tuple(spec.requirements), spec.priority,
-                    dict(spec.attributes), enqueued_at, spec.schedule_at))
+                    dict(spec.attributes), spec.schedule_at if spec.enqueued_at is None else enqueued_at,
+                    spec.schedule_at))
             else:
                 until = t + queue.preferred_agent_timeout_s if spec.preferred_agent else None
                 self._emit(ContactQueued(
@@ -371,6 +376,15 @@ class Router:
             self.now = max(self.now, now)
         return self._take()
 
+    def stats_as_of(self, now: float) -> CenterStats:
+        """The statistics with every agent's running activity booked up to `now`, on a copy: reading
+        occupancy must not change the router (the journal would not know, and a replay would differ)."""
+        stats = copy.copy(self.stats)  # queue counters shared: only read by the caller
+        stats.busy_s, stats.staffed_s = defaultdict(float, stats.busy_s), defaultdict(float, stats.staffed_s)
+        for a in self.agents.values():
+            stats.agent_span(a.activity, a.activity_since, now)
+        return stats
+
     def settle(self, now: float) -> None:
         """Book every agent's running activity up to `now` (for occupancy read-outs; no events)."""
         for a in self.agents.values():
@@ -476,6 +490,12 @@ class Router:
         a = self.agents[e.agent]
         if a.presence is not Presence.READY:
             a.idle_since = e.t
+            # back from not ready (a RONA, a break): contacts they missed may be offered to them again,
+            # or the only qualified agent's miss would keep a caller waiting beside them for ever
+            for cid in self._missed_by.pop(a.id, ()):
+                missed = self.contacts.get(cid)  # (finished contacts may be retired already)
+                if missed is not None:
+                    missed.declined_by.discard(a.id)
         a.presence, a.reason, a.rona_streak = Presence.READY, None, 0
         self._touch(a, e.t)
 
@@ -495,7 +515,8 @@ class Router:
                     attributes=dict(e.attributes), enqueued_at=e.enqueued_at, seq=self._arrivals, state=state)
         c.history.append({"t": e.t, "event": "queued", "queue": e.queue})
         self.contacts[c.id] = c
-        self.stats.counters(e.queue, e.t).offered += 1
+        if state is ContactState.QUEUED:  # a booked callback is offered when it comes due
+            self.stats.counters(e.queue, e.t).offered += 1
         return c
 
     def _on_queued(self, e: ContactQueued) -> None:
@@ -511,6 +532,7 @@ class Router:
     def _on_callback_due(self, e: CallbackDue) -> None:
         c = self.contacts[e.contact]
         c.state = ContactState.QUEUED
+        self.stats.counters(c.queue, e.t).offered += 1
         self._enter_line(c, e.t)
 
     def _on_callback_requested(self, e: CallbackRequested) -> None:
@@ -546,6 +568,7 @@ class Router:
         a.rona_streak += 1
         c.state, c.agent, c.offer_deadline = ContactState.QUEUED, None, None
         c.declined_by.add(e.agent)
+        self._missed_by.setdefault(e.agent, set()).add(c.id)
         c.history.append({"t": e.t, "event": "offer_missed", "agent": e.agent, "reason": e.reason})
         self.stats.counters(c.queue, e.t).ronas += 1
         self._enter_class(c, e.t)  # same enqueued_at and seq: its old place
@@ -657,6 +680,8 @@ class Router:
         c.state, c.agent, c.offer_deadline = ContactState.ABANDONED, None, None
         c.history.append({"t": e.t, "event": "abandoned", "waited_s": e.waited_s})
         self._retire(c)
+        if was is ContactState.SCHEDULED:
+            return  # a booking cancelled before it came due was never offered: not an abandon either
         counters = self.stats.counters(c.queue, e.t)
         qs = self.stats.queues[c.queue]
         if e.short:
@@ -666,8 +691,7 @@ class Router:
             counters.abandon_wait_s += e.waited_s
             if e.waited_s > qs.threshold_s:
                 counters.abandoned_after += 1
-        if was is not ContactState.SCHEDULED:
-            qs.estimator.departed(e.t, self._queued[c.queue], True)
+        qs.estimator.departed(e.t, self._queued[c.queue], True)
 
     # ------------------------------------------------------------------------------------------
     # helpers of apply
@@ -935,8 +959,10 @@ class Router:
             return
         queue = self.center.queues[c.queue]
         candidates = [self.agents[n] for n in names]
+        # ranks run to len(linear_order) + agent count (see _linear_rank): the round-robin turn spans them all
         chosen = choose(queue, c, candidates, t, self._rr_last.get(queue.id, -1),
-                        lambda a: self._linear_rank(queue.id, a), len(self.agents))
+                        lambda a: self._linear_rank(queue.id, a), len(self.agents) + len(self._linear[queue.id]),
+                        today=int((t + self.center.day_offset_s) // 86400))
         self._offer(c, chosen, t)
 
     def _offer(self, c: Contact, a: AgentRuntime, t: float) -> None:

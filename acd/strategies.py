@@ -20,7 +20,10 @@ def _idle_key(a: AgentRuntime) -> tuple[float, int]:
 
 
 def choose(queue: QueueConfig, contact: Contact, candidates: Sequence[AgentRuntime], now: float,
-           rr_last: int, linear_rank: Callable[[AgentRuntime], int], agent_count: int) -> AgentRuntime:
+           rr_last: int, linear_rank: Callable[[AgentRuntime], int], agent_count: int,
+           today: int | None = None) -> AgentRuntime:
+    """`agent_count` is the length of the round-robin turn (above every linear rank); `today` the
+    local day number, so yesterday's handled counts do not weigh on fewest_contacts."""
     strategy = queue.strategy
     if len(candidates) == 1:
         return candidates[0]
@@ -37,7 +40,10 @@ def choose(queue: QueueConfig, contact: Contact, candidates: Sequence[AgentRunti
     if strategy is Strategy.LEAST_OCCUPIED:
         return min(candidates, key=lambda a: (a.occupancy(now), a.idle_since, a.order))
     if strategy is Strategy.FEWEST_CONTACTS:
-        return min(candidates, key=lambda a: (a.handled_today, a.idle_since, a.order))
+        def handled(a: AgentRuntime) -> int:
+            return a.handled_today if today is None or a.day == today else 0
+
+        return min(candidates, key=lambda a: (handled(a), a.idle_since, a.order))
     if strategy is Strategy.ROUND_ROBIN:
         # the next agent after the one this queue offered to last, in hunt order, wrapping round
         n = max(agent_count, 1)

@@ -95,6 +95,7 @@ def create_app(settings: Settings, site: SiteConfig) -> FastAPI:
         try:
             store.migrate()
             _bootstrap_users(store.users, site)
+            app.state.disabled_users.update(u.username for u in store.users.all() if u.disabled)
             core.recover()
             await core.adopt_pending_config()
         except (StoreUnavailable, EngineUnavailable) as exc:
@@ -126,6 +127,8 @@ def create_app(settings: Settings, site: SiteConfig) -> FastAPI:
     app.state.hub = hub
     app.state.signer = TokenSigner(load_secret(settings.data_dir), settings.token_ttl_s)
     app.state.stations = dict(site.engine.stations)
+    # tokens are stateless: a disabled user's unexpired token is refused by name (this node's view)
+    app.state.disabled_users = set()
     app.state.metrics = Metrics(core)
     problems.install(app)
     for module in (auth_routes, agents, queues, contacts, users, admin, ws):

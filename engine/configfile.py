@@ -185,6 +185,9 @@ def parse_text(text: str, file: str = "<config>") -> SiteConfig:
                 problems.append(Problem(file, _line_of(root, ["numbers", number]), f"numbers.{number}",
                                         f"unknown queue {queue!r}"))
         for i, user in enumerate(engine.users):
+            if user.role == "agent" and user.agent is None:
+                problems.append(Problem(file, _line_of(root, ["users", i]), f"users[{i}].agent",
+                                        "a user with role agent needs the agent id they log in as"))
             if user.agent is not None and user.agent not in center.agents:
                 problems.append(Problem(file, _line_of(root, ["users", i, "agent"]), f"users[{i}].agent",
                                         f"unknown agent {user.agent!r}"))

@@ -308,8 +308,7 @@ class Core:
             if self.stale:
                 continue
             now = self.clock()
-            self.router.settle(now)
-            stats = self.router.stats
+            stats = self.router.stats_as_of(now)
             since = (stats.interval(now) - 1) * stats.interval_s  # this interval and the one before
             reports = [r for q in stats.queues for r in stats.interval_report(q) if r["interval_start"] >= since]
             try:

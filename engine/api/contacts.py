@@ -21,6 +21,7 @@ from engine.core import Core
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 
 MAX_ATTRIBUTES_BYTES = 16_384
+MAX_ATTRIBUTES_DEPTH = 16
 
 
 class Requirement(BaseModel):
@@ -30,7 +31,8 @@ class Requirement(BaseModel):
 
 
 class ContactCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # no NaN/Infinity (Python's JSON reader takes them): they poison the journal and the queue order
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$",
                            description="your id (e.g. the call id); generated if absent")
     queue: str = Field(min_length=1, max_length=64)
@@ -39,15 +41,29 @@ class ContactCreate(BaseModel):
     priority: int = Field(default=0, ge=-1000, le=1000)
     attributes: dict[str, Any] = Field(default_factory=dict)
     preferred_agent: str | None = Field(default=None, max_length=64)
-    enqueued_at: float | None = Field(default=None, description="epoch seconds the contact started waiting")
-    schedule_at: float | None = Field(default=None, description="a scheduled callback enters the queue then")
+    enqueued_at: float | None = Field(default=None, ge=0, description="epoch seconds the contact started waiting")
+    schedule_at: float | None = Field(default=None, ge=0, description="a scheduled callback enters the queue then")
 
     @field_validator("attributes")
     @classmethod
     def _small(cls, v: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(v)) > MAX_ATTRIBUTES_BYTES:
+        _shallow(v)
+        # ValueError on NaN/Infinity, UnicodeEncodeError (a ValueError) on lone surrogates ("\ud800"):
+        # either would be kept, then break every response, feed and list that shows the contact
+        if len(json.dumps(v, allow_nan=False, ensure_ascii=False).encode()) > MAX_ATTRIBUTES_BYTES:
             raise ValueError(f"attributes must serialise to at most {MAX_ATTRIBUTES_BYTES} bytes")
         return v
+
+
+def _shallow(value: Any) -> None:
+    """Refuse deep nesting before anything recurses through it (encoders, the journal, pickling)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > MAX_ATTRIBUTES_DEPTH:
+                raise ValueError(f"attributes may nest at most {MAX_ATTRIBUTES_DEPTH} levels deep")
+            stack.extend((x, depth + 1) for x in (item.values() if isinstance(item, dict) else item))
 
 
 class Reject(BaseModel):
@@ -57,8 +73,8 @@ class Reject(BaseModel):
 
 class Transfer(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    to_queue: str | None = Field(default=None, max_length=64)
-    to_agent: str | None = Field(default=None, max_length=64)
+    to_queue: str | None = Field(default=None, min_length=1, max_length=64)
+    to_agent: str | None = Field(default=None, min_length=1, max_length=64)
     note: str = Field(default="", max_length=2000)
 
     @model_validator(mode="after")
@@ -70,7 +86,7 @@ class Transfer(BaseModel):
 
 class WrapUp(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    code: str | None = Field(default=None, max_length=64)
+    code: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 def _get(c: Core, contact_id: str) -> Any:
@@ -80,12 +96,22 @@ def _get(c: Core, contact_id: str) -> Any:
     return contact
 
 
+def _handled_by(contact: Any) -> set[str]:
+    """Agents a contact was ever offered to or handled by (its history)."""
+    return {a for h in contact.history for a in (h.get("agent"), h.get("from_agent")) if a}
+
+
 def _may_touch(p: Principal, contact: Any) -> None:
     """Agents act on contacts offered to them or that they hold; supervisors on any."""
     if p.at_least("supervisor"):
         return
-    if contact.agent is None or contact.agent != p.agent:
-        raise ApiProblem(403, "forbidden", "Not allowed", f"contact {contact.id!r} is not yours")
+    if p.agent is not None and contact.agent == p.agent:
+        return
+    if p.agent is not None and p.agent in _handled_by(contact):
+        # it was theirs (e.g. completed already): a state conflict, not a permission problem
+        raise ApiProblem(409, "invalid-transition", "Invalid transition",
+                         f"contact {contact.id!r} is {contact.state.value} and no longer with agent {p.agent!r}")
+    raise ApiProblem(403, "forbidden", "Not allowed", f"contact {contact.id!r} is not yours")
 
 
 @router.post("", status_code=201)
@@ -131,12 +157,12 @@ async def get_contact(contact_id: str, p: Principal = Depends(agent_user), c: Co
         record = await asyncio.to_thread(c.store.journal.get_contact, contact_id)
         if record is None:
             raise ApiProblem(404, "unknown-contact", "Unknown contact", f"no contact {contact_id!r}")
-        if not p.at_least("supervisor") and record.agent != p.agent:
+        if not p.at_least("supervisor") and (p.agent is None or record.agent != p.agent):
             raise ApiProblem(403, "forbidden", "Not allowed", f"contact {contact_id!r} is not yours")
         return {**dataclasses.asdict(record), "position": None, "archived": True}
     contact = _get(c, contact_id)
-    if not p.at_least("supervisor") and contact.agent != p.agent and p.agent not in {
-            h.get("agent") for h in contact.history}:
+    if not p.at_least("supervisor") and (p.agent is None or (contact.agent != p.agent
+                                                             and p.agent not in _handled_by(contact))):
         raise ApiProblem(403, "forbidden", "Not allowed", f"contact {contact_id!r} is not yours")
     data = contact_view(contact)
     data["position"] = c.router.position(contact_id)
@@ -145,14 +171,20 @@ async def get_contact(contact_id: str, p: Principal = Depends(agent_user), c: Co
 
 async def _agent_action(contact_id: str, p: Principal, c: Core, action: str, **kw: Any) -> dict[str, Any]:
     contact = _get(c, contact_id)
+    if action in ("accept", "reject"):
+        # an agent answers an offer for themselves (the core says 409 if it is not theirs or has lapsed);
+        # a supervisor for whoever it is offered to
+        agent = contact.agent if p.at_least("supervisor") else p.agent
+        if agent is None:
+            raise ApiProblem(409, "not-your-contact", "Invalid transition",
+                             f"contact {contact_id!r} is {contact.state.value}: not offered to anyone")
+        if action == "accept":
+            await c.execute(lambda r, now: r.accept(contact_id, agent, now))
+        else:
+            await c.execute(lambda r, now: r.reject(contact_id, agent, now, reason=kw["reason"]))
+        return contact_view(c.router.contacts[contact_id])
     _may_touch(p, contact)
-    agent = contact.agent
-    if action == "accept":
-        await c.execute(lambda r, now: r.accept(contact_id, agent, now))
-    elif action == "reject":
-        await c.execute(lambda r, now: r.reject(contact_id, agent, now, reason=kw["reason"]))
-    else:
-        await c.execute(lambda r, now: getattr(r, action)(contact_id, now, **kw))
+    await c.execute(lambda r, now: getattr(r, action)(contact_id, now, **kw))
     return contact_view(c.router.contacts[contact_id])
 
 

@@ -22,6 +22,8 @@ async def principal(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not token:
         raise AuthError("missing bearer token (Authorization: Bearer <token>)")
     p: Principal = request.app.state.signer.verify(token.strip())
+    if p.username in request.app.state.disabled_users:
+        raise AuthError(f"user {p.username!r} is disabled")
     return p
 
 

@@ -6,6 +6,7 @@ exactly went wrong, `status` the HTTP status; validation problems add `errors` n
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -105,6 +106,19 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 415: "unsupported-media-type"}
-        return problem(exc.status_code, codes.get(exc.status_code, "http-error"), str(exc.detail),
-                       "", request.url.path)
+        # 400 comes from the framework's body parser (e.g. JSON nested past the parser's depth)
+        codes = {400: "malformed-json", 404: "not-found", 405: "method-not-allowed", 413: "too-large",
+                 415: "unsupported-media-type"}
+        resp = problem(exc.status_code, codes.get(exc.status_code, "http-error"), str(exc.detail),
+                       f"{request.method} {request.url.path}: {exc.detail}", request.url.path)
+        resp.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # the router names only the first route on the path: list them all
+            resp.headers["Allow"] = ", ".join(_allowed(request.app, request.url.path)) or resp.headers.get("Allow", "")
+        return resp
+
+
+def _allowed(app: FastAPI, path: str) -> list[str]:
+    for template, ops in app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\{[^/}]+\}", "[^/]+", template), path):
+            return sorted(m.upper() for m in ops)
+    return []

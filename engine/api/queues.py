@@ -45,7 +45,6 @@ async def live_stats(queue_id: str, p: Principal = Depends(agent_user), c: Core 
 async def interval_stats(queue_id: str, page: Page = Depends(), p: Principal = Depends(agent_user),
                    c: Core = Depends(core)) -> dict[str, Any]:
     _queue(c, queue_id)
-    c.router.settle(c.clock())
-    rows = c.router.stats.interval_report(queue_id)
+    rows = c.router.stats_as_of(c.clock()).interval_report(queue_id)
     rows.reverse()  # newest first
     return page.slice(rows)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.api.deps import Page, admin
 from engine.api.problems import ApiProblem
 from engine.auth import Principal
+from engine.store.users import UserExists
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -40,9 +41,10 @@ def create_user(body: UserCreate, request: Request, p: Principal = Depends(admin
     if body.role == "agent" and body.agent is None:
         raise ApiProblem(422, "validation-error", "Invalid request", "agent: an agent user needs an agent id",
                          errors=[{"field": "body.agent", "message": "required for role agent"}])
-    if users.get(body.username) is not None:
-        raise ApiProblem(409, "duplicate-user", "User exists", f"user {body.username!r} already exists")
-    return _view(users.create(body.username, body.password, body.role, agent_id=body.agent))
+    try:
+        return _view(users.create(body.username, body.password, body.role, agent_id=body.agent))
+    except UserExists:  # the store's unique name decides, so two racing requests cannot both win
+        raise ApiProblem(409, "duplicate-user", "User exists", f"user {body.username!r} already exists") from None
 
 
 @router.get("/{username}")
@@ -59,4 +61,5 @@ def disable_user(username: str, request: Request, p: Principal = Depends(admin))
     if users.get(username) is None:
         raise ApiProblem(404, "unknown-user", "Unknown user", f"no user {username!r}")
     users.disable(username)
+    request.app.state.disabled_users.add(username)
     return _view(users.get(username))

@@ -20,6 +20,12 @@ from engine.realtime import Hub
 router = APIRouter(tags=["realtime"])
 
 
+async def _refuse(ws: WebSocket, code: int, reason: str) -> None:
+    """Accept, then close with our code: a close before the handshake reaches a client as a bare HTTP 403."""
+    await ws.accept()
+    await ws.close(code=code, reason=reason[:120])
+
+
 def _principal(ws: WebSocket) -> Principal | None:
     token = ws.query_params.get("token") or ""
     header = ws.headers.get("authorization", "")
@@ -79,12 +85,12 @@ async def _pump(ws: WebSocket, hub: Hub, agent: str | None, hello: dict[str, Any
 async def agent_socket(ws: WebSocket) -> None:
     p = _principal(ws)
     if p is None:
-        await ws.close(code=4401)
+        await _refuse(ws, 4401, "invalid or expired token")
         return
     agent = ws.query_params.get("agent") or p.agent
     core = ws.app.state.core
     if agent is None or agent not in core.router.agents or not (p.at_least("supervisor") or p.agent == agent):
-        await ws.close(code=4403)
+        await _refuse(ws, 4403, f"user {p.username!r} may not follow agent {agent!r}")
         return
     await ws.accept()
     hello = {"type": "hello", "agent": agent,
@@ -97,10 +103,10 @@ async def agent_socket(ws: WebSocket) -> None:
 async def supervisor_socket(ws: WebSocket) -> None:
     p = _principal(ws)
     if p is None:
-        await ws.close(code=4401)
+        await _refuse(ws, 4401, "invalid or expired token")
         return
     if not p.at_least("supervisor"):
-        await ws.close(code=4403)
+        await _refuse(ws, 4403, "the supervisor feed needs the supervisor role")
         return
     await ws.accept()
     core = ws.app.state.core
