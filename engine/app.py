@@ -133,6 +133,10 @@ def create_app(settings: Settings, site: SiteConfig) -> FastAPI:
     problems.install(app)
     for module in (auth_routes, agents, queues, contacts, users, admin, ws):
         app.include_router(module.router, prefix="/api/v1")
+    from cti import open311  # case store + Open311 (issue 6); imports kept here to keep the edit small
+    from engine.api import cases
+    app.include_router(cases.router, prefix="/api/v1")
+    app.include_router(open311.router)
     app.include_router(health.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 

@@ -17,6 +17,7 @@ COMMANDS = {
     "simulate": ("simulate", "discrete-event simulation of a scenario through the real router"),
     "bench": ("bench", "benchmarks (routing, simulate)"),
     "follow": ("follow", "tail the event stream as JSON lines"),
+    "apikey": ("apikey", "manage Open311 API keys"),
 }
 
 

@@ -17,10 +17,12 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -165,4 +167,138 @@ class ApiKeyRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(150), unique=True)
     key_hash: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- case store (cti/cases.py): residents, service requests, their history ---------------------------
+
+CASE_STATUSES = ("new", "acknowledged", "in_progress", "pending_approval", "closed")
+
+
+class ResidentRow(Base):
+    """A person the city serves. Phones and e-mail addresses live in `resident_contacts` (several each)."""
+
+    __tablename__ = "residents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(100))
+    address: Mapped[str | None] = mapped_column(String(300))
+    language: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ResidentContactRow(Base):
+    """One way to reach a resident; `value` is normalised (E.164 phone, lower-case e-mail) for look-ups."""
+
+    __tablename__ = "resident_contacts"
+    __table_args__ = (
+        UniqueConstraint("resident_id", "kind", "value", name="uq_resident_contacts"),
+        Index("ix_resident_contacts_kind_value", "kind", "value"),
+        CheckConstraint("kind IN ('phone', 'email')", name="ck_resident_contacts_kind"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    resident_id: Mapped[int] = mapped_column(BigId, ForeignKey("residents.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))
+    value: Mapped[str] = mapped_column(String(320))
+    label: Mapped[str | None] = mapped_column(String(40))  # as given: "+1 (905) 555-0123", "mobile"
+
+
+class CaseSequenceRow(Base):
+    """The last reference number handed out per year: SR-2026-000123 is number 123 of 2026."""
+
+    __tablename__ = "case_sequences"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(Integer)
+
+
+class CaseRow(Base):
+    """A service request. `reference` is what the resident quotes; `token` answers Open311 token look-ups."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_status_department", "status", "department", "service_code"),
+        Index("ix_cases_requested_at", "requested_at"),
+        Index("ix_cases_resident_status", "resident_id", "status"),
+        CheckConstraint("status IN ('new', 'acknowledged', 'in_progress', 'pending_approval', 'closed')",
+                        name="ck_cases_status"),
+        CheckConstraint("latitude IS NULL OR (latitude BETWEEN -90 AND 90)", name="ck_cases_latitude"),
+        CheckConstraint("longitude IS NULL OR (longitude BETWEEN -180 AND 180)", name="ck_cases_longitude"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    reference: Mapped[str] = mapped_column(String(20), unique=True)
+    service_code: Mapped[str] = mapped_column(String(NAME))
+    department: Mapped[str] = mapped_column(String(NAME))
+    status: Mapped[str] = mapped_column(String(20))
+    priority: Mapped[str] = mapped_column(String(10))
+    channel: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(20))  # desk (an agent) or open311 (a machine client)
+    filed_by: Mapped[str] = mapped_column(String(160))  # user name, or "apikey:NAME"
+    on_behalf_of: Mapped[str | None] = mapped_column(String(200))  # e.g. "Cllr. Jane Roe, Ward 3"
+    on_behalf_role: Mapped[str | None] = mapped_column(String(40))  # councillor, family, caregiver, ...
+    resident_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("residents.id", ondelete="SET NULL"))
+    contact_id: Mapped[str | None] = mapped_column(String(NAME))  # the ACD contact it was filed from
+    description: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(String(300))
+    address_id: Mapped[str | None] = mapped_column(String(100))
+    zipcode: Mapped[str | None] = mapped_column(String(20))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    media_url: Mapped[str | None] = mapped_column(String(2000))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    requester: Mapped[dict[str, Any]] = mapped_column(JsonDoc)  # Open311 account_id, device_id, ...
+    token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    status_notes: Mapped[str | None] = mapped_column(Text)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # response target runs out
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CaseEventRow(Base):
+    """One change to a case, in order: created, acknowledged, status changes, notes, attachments."""
+
+    __tablename__ = "case_history"
+    __table_args__ = (Index("ix_case_history_case_id", "case_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("cases.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(160))
+    action: Mapped[str] = mapped_column(String(30))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str | None] = mapped_column(String(20))
+    detail: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+
+
+class CaseNoteRow(Base):
+    __tablename__ = "case_notes"
+    __table_args__ = (Index("ix_case_notes_case_id", "case_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("cases.id", ondelete="CASCADE"))
+    author: Mapped[str] = mapped_column(String(160))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CaseAttachmentRow(Base):
+    """A photo kept under SWITCHBOARD_DATA_DIR/attachments; `path` is relative to that folder."""
+
+    __tablename__ = "case_attachments"
+    __table_args__ = (Index("ix_case_attachments_case_id", "case_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("cases.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(String(500))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by: Mapped[str] = mapped_column(String(160))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
