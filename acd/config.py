@@ -6,9 +6,9 @@ and line. An impossible queue is refused here, before anything routes.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Mapping
 
+from acd.checks import FieldChecker
 from acd.errors import ConfigError, ConfigIssue
 from acd.model import (
     DEFAULT_BLOCKS,
@@ -35,51 +35,8 @@ CENTER_FIELDS = {"skills", "queues", "agents", "blocks", "rona_misses", "not_rea
                  "day_offset_s"}
 
 
-class _Checker:
-    def __init__(self) -> None:
-        self.issues: list[ConfigIssue] = []
-
-    def add(self, path: str, message: str) -> None:
-        self.issues.append(ConfigIssue(path, message))
-
-    def unknown_fields(self, path: str, data: Mapping[str, Any], allowed: set[str]) -> None:
-        for key in data:
-            if key not in allowed:
-                self.add(f"{path}.{key}" if path else str(key),
-                         f"unknown field (allowed: {', '.join(sorted(allowed))})")
-
-    def number(self, path: str, value: Any, *, minimum: float | None = None, positive: bool = False,
-               integer: bool = False) -> Any:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-                isinstance(value, float) and not math.isfinite(value)):
-            self.add(path, f"must be a number, got {value!r}")
-            return None
-        if integer and not isinstance(value, int):
-            self.add(path, f"must be a whole number, got {value!r}")
-            return None
-        if positive and value <= 0:
-            self.add(path, f"must be greater than 0, got {value!r}")
-            return None
-        if minimum is not None and value < minimum:
-            self.add(path, f"must be at least {minimum}, got {value!r}")
-            return None
-        return value
-
-    def names(self, path: str, value: Any) -> tuple[str, ...]:
-        if value is None:
-            return ()
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.add(path, f"must be a list of names, got {value!r}")
-            return ()
-        return tuple(value)
-
-    def mapping(self, path: str, value: Any) -> Mapping[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            self.add(path, f"must be a mapping, got {type(value).__name__}")
-            return {}
-        return value
+class _Checker(FieldChecker):
+    """Field checks plus the centre's own: skill levels and channel names."""
 
     def level(self, path: str, value: Any) -> int | None:
         level = self.number(path, value, integer=True)

@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from acd.checks import FieldChecker
 from acd.config import load_center
 from acd.eligibility import merge_requirements, ring_rule, serves
 from acd.errors import ConfigError, ConfigIssue
@@ -123,41 +124,13 @@ class Scenario:
         return self.center.interval_s
 
 
-class _Checker:
-    def __init__(self) -> None:
-        self.issues: list[ConfigIssue] = []
+class _Checker(FieldChecker):
+    """Field checks plus times of day ("HH:MM" or seconds)."""
 
-    def add(self, path: str, message: str) -> None:
-        self.issues.append(ConfigIssue(path, message))
-
-    def unknown(self, path: str, data: Mapping[str, Any], allowed: set[str]) -> None:
-        for key in data:
-            if key not in allowed:
-                self.add(f"{path}.{key}" if path else str(key), f"unknown field (allowed: {', '.join(sorted(allowed))})")
-
-    def mapping(self, path: str, value: Any, *, required: bool = False) -> Mapping[str, Any]:
-        if value is None and not required:
-            return {}
-        if not isinstance(value, Mapping):
-            self.add(path, f"must be a mapping, got {type(value).__name__}")
-            return {}
-        return value
-
-    def number(self, path: str, value: Any, *, minimum: float | None = None, positive: bool = False,
-               maximum: float | None = None) -> float | None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            self.add(path, f"must be a number, got {value!r}")
-            return None
-        if positive and value <= 0:
-            self.add(path, f"must be greater than 0, got {value!r}")
-            return None
-        if minimum is not None and value < minimum:
-            self.add(path, f"must be at least {minimum}, got {value!r}")
-            return None
-        if maximum is not None and value > maximum:
-            self.add(path, f"must be at most {maximum}, got {value!r}")
-            return None
-        return float(value)
+    def number(self, path: str, value: Any, *, minimum: float | None = None, maximum: float | None = None,
+               positive: bool = False, integer: bool = False) -> Any:
+        found = super().number(path, value, minimum=minimum, maximum=maximum, positive=positive, integer=integer)
+        return float(found) if found is not None and not integer else found
 
     def time(self, path: str, value: Any) -> float | None:
         """"HH:MM[:SS]" (time of day, may run past 24:00) or a number of seconds."""
