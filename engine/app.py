@@ -104,11 +104,17 @@ def create_app(settings: Settings, site: SiteConfig) -> FastAPI:
                  asyncio.create_task(core.run_ticker(settings.tick_ms / 1000), name="ticker"),
                  asyncio.create_task(hub.run(), name="hub"),
                  asyncio.create_task(core.run_interval_saver(), name="intervals")]
+        app.state.calls = None
+        if settings.sip_enabled:  # embedded SIP voice (issue 5); `serve --no-sip` leaves it off
+            from engine.telephony.calls import start_voice
+            app.state.calls = await start_voice(app)
         log.info("serving", extra={"database": masked(store.db.url), "bus": "redis" if settings.redis_url else "memory",
                                    "queues": len(site.center.queues), "agents": len(site.center.agents)})
         try:
             yield
         finally:
+            if app.state.calls is not None:
+                await app.state.calls.stop()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

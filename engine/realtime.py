@@ -53,6 +53,9 @@ class Hub:
     def __init__(self, bus: Bus):
         self.bus = bus
         self.clients: set[Client] = set()
+        # agent -> its clients, None -> supervisors: a message only visits the clients it concerns
+        # (with hundreds of agents connected, visiting them all costs more than the routing)
+        self.followers: dict[str | None, set[Client]] = {}
         self.last_id: str | None = None
 
     async def run(self) -> None:
@@ -63,7 +66,7 @@ class Hub:
                     if not isinstance(msg, BusMessage):
                         continue  # a retention gap marker: clients catch up from the store
                     self.last_id = msg.id
-                    for client in list(self.clients):
+                    for client in self._audience(msg.payload):
                         client.offer(msg)
             except asyncio.CancelledError:
                 raise
@@ -71,10 +74,17 @@ class Hub:
                 log.exception("hub lost the bus; retrying")
                 await asyncio.sleep(0.5)
 
+    def _audience(self, payload: dict[str, Any]) -> list[Client]:
+        targets = list(self.followers.get(None, ()))
+        for agent in payload.get("agents", ()):
+            targets.extend(self.followers.get(agent, ()))
+        return targets
+
     async def attach(self, agent: str | None, after_id: str | None) -> Client | None:
         """Register a client; with `after_id`, queue what it missed first. None means: resync needed."""
         client = Client(agent)
         self.clients.add(client)  # first, holding live messages, so none slips between catch-up and live
+        self.followers.setdefault(agent, set()).add(client)
         if after_id:
             client.held = []
             client.last_id = id_key(after_id)
@@ -100,3 +110,8 @@ class Hub:
 
     def detach(self, client: Client) -> None:
         self.clients.discard(client)
+        followers = self.followers.get(client.agent)
+        if followers is not None:
+            followers.discard(client)
+            if not followers:
+                del self.followers[client.agent]

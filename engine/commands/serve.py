@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--host", help="bind address (default: SWITCHBOARD_HTTP_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="HTTP port (default: SWITCHBOARD_HTTP_PORT or 8080)")
     p.add_argument("--data-dir", help="SQLite file and media (default: SWITCHBOARD_DATA_DIR or ./var)")
+    p.add_argument("--no-sip", action="store_true", help="do not start the embedded SIP voice back end")
     p.set_defaults(func=run)
 
 
@@ -31,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
                                    "http_port": args.port, "data_dir": args.data_dir and Path(args.data_dir)
                                    }.items() if v is not None}
     settings = Settings(**overrides)
+    if not getattr(args, "no_sip", False) and "SWITCHBOARD_SIP_ENABLED" not in os.environ:
+        settings.sip_enabled = True  # serve answers calls by default; create_app alone (tests) does not
     log_config = logs.setup(settings.log_level)
     try:
         site = load_file(settings.config)

@@ -79,7 +79,8 @@ class EngineServer:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("SWITCHBOARD_") or k.startswith("SWITCHBOARD_TEST_")}
         env.update(SWITCHBOARD_DATA_DIR=str(self.data_dir), SWITCHBOARD_CONFIG=str(self.config),
-                   SWITCHBOARD_HTTP_PORT=str(self.port), SWITCHBOARD_HTTP_HOST="127.0.0.1")
+                   SWITCHBOARD_HTTP_PORT=str(self.port), SWITCHBOARD_HTTP_HOST="127.0.0.1",
+                   SWITCHBOARD_SIP_ENABLED="false")  # voice has its own tests; keep 5060 free
         if self.database_url:
             env["SWITCHBOARD_DATABASE_URL"] = self.database_url
         started = time.monotonic()

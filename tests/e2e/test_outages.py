@@ -151,6 +151,7 @@ class Serve:
         self.log_path = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.log"
         self.log_path.write_bytes(b"")  # each start appends
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
+        self.env["SWITCHBOARD_SIP_ENABLED"] = "false"  # voice has its own tests; keep 5060 free
         self.env.update(SWITCHBOARD_DATA_DIR=str(self.data_dir), SWITCHBOARD_CONFIG=str(self.config_path),
                         SWITCHBOARD_HTTP_HOST="127.0.0.1", SWITCHBOARD_HTTP_PORT=str(self.port), **env)
         self.proc: subprocess.Popen[bytes] | None = None

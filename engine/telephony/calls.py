@@ -1,0 +1,357 @@
+"""The call controller: keeps each voice call and its ACD contact in step, whatever back end carries it.
+
+Inbound: the dialled number picks the queue (404 if unknown, 503 over the concurrent-call limit); the call
+is enqueued as a voice contact, answered, and hears comfort audio while it waits. The ACD decides who
+gets it: on `ContactOffered` the agent's station rings for as long as the ACD's offer timeout (the ACD's
+timer is the one that counts: its `OfferMissed` cancels the ring; the SIP timer, a little longer, is only
+a backstop). Answer -> `accept` and bridge; busy or a failed station -> `reject` (RONA, next agent);
+caller hang-up before an agent answered -> `abandon` (cancelling a ringing station); either side's BYE
+once connected -> hang up the other leg and `end` (wrap-up follows). A transfer or requeue by the API
+drops the agent leg and the caller waits (with comfort audio) for the next offer.
+
+Every handler for one call runs under that call's lock, so a leg's events and the ACD's events for the
+same contact never interleave. The call table (leg -> call) empties when the last leg of a call ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from acd import errors as acd_errors
+from acd.events import (
+    ContactAbandoned,
+    ContactEnded,
+    ContactOffered,
+    ContactTransferred,
+    OfferMissed,
+)
+from acd.model import Channel, ContactSpec
+from engine.core import Committed, Core, EngineUnavailable
+from engine.telephony.protocol import Admission, HangupCause, Leg, Telephony
+
+log = logging.getLogger("switchboard.calls")
+
+RING_GRACE_S = 2.0  # the SIP ring timer outlives the ACD's offer timeout by this much
+
+
+class CallState(StrEnum):
+    QUEUED = "queued"  # answered, comfort audio, waiting for an offer
+    RINGING = "ringing"  # an agent's station is ringing
+    CONNECTED = "connected"  # caller and agent bridged
+    ENDED = "ended"  # the contact is over; legs may still be hanging up
+
+
+@dataclass(eq=False)
+class VoiceCall:
+    contact: str
+    queue: str
+    caller_leg: str
+    state: CallState = CallState.QUEUED
+    caller_up: bool = True
+    comfort: str | None = None  # playback id
+    agent: str | None = None
+    agent_leg: str | None = None
+    bridge: str | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class CallController:
+    """Implements `CallEvents` for a `Telephony` back end and follows the ACD's committed events."""
+
+    def __init__(self, core: Core, telephony: Telephony, *, numbers: Callable[[], dict[str, str]],
+                 stations: Callable[[], dict[str, str]], comfort_audio: str, hold_audio: str | None = None,
+                 max_calls: int = 100):
+        self.core, self.telephony = core, telephony
+        self.numbers, self.stations = numbers, stations
+        self.comfort_audio, self.hold_audio = comfort_audio, hold_audio
+        self.max_calls = max_calls
+        self.calls: dict[str, VoiceCall] = {}  # contact -> call
+        self.legs: dict[str, VoiceCall] = {}  # leg -> call (the call table)
+        self._acd_events: asyncio.Queue[Any] = asyncio.Queue()
+        self._pump: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.core.listeners.append(self._on_committed)
+        self._pump = asyncio.create_task(self._run_pump(), name="calls-acd-events")
+        await self.telephony.start(self)
+
+    async def stop(self) -> None:
+        if self._on_committed in self.core.listeners:
+            self.core.listeners.remove(self._on_committed)
+        if self._pump is not None:
+            self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
+        await self.telephony.stop()
+        for t in list(self._tasks):
+            t.cancel()
+
+    def call_table(self) -> dict[str, str]:
+        """leg -> contact for every leg the controller still tracks (empty when no call is up)."""
+        return {leg: call.contact for leg, call in self.legs.items()}
+
+    # ------------------------------------------------------------------------------------------
+    # CallEvents (from the back end)
+    async def incoming(self, leg: Leg) -> Admission:
+        queue = self.numbers().get(leg.dialled)
+        if queue is None:
+            log.info("call to unknown number refused", extra={"dialled": leg.dialled, "leg": leg.id})
+            return Admission(False, 404, "Not Found")
+        if len(self.calls) >= self.max_calls:
+            log.warning("call refused: over the concurrent-call limit", extra={"limit": self.max_calls})
+            return Admission(False, 503, "Service Unavailable")
+        call = VoiceCall(contact=f"call-{uuid.uuid4().hex[:16]}", queue=queue, caller_leg=leg.id)
+        self.calls[call.contact] = call
+        self.legs[leg.id] = call
+        async with call.lock:
+            spec = ContactSpec(id=call.contact, queue=queue, channel=Channel.VOICE,
+                               attributes={"caller_id": leg.caller_id, "dialled": leg.dialled,
+                                           "caller_uri": leg.remote_uri})
+            try:
+                await self.core.execute(lambda r, now: r.enqueue(spec, now))
+            except (EngineUnavailable, acd_errors.AcdError) as exc:
+                log.error("call refused: cannot queue it", extra={"error": str(exc)})
+                self._drop(call)
+                return Admission(False, 503, "Service Unavailable")
+            if call.state is CallState.QUEUED and call.caller_up:
+                # answer after the reply to this callback (the back end must see the admission first)
+                self._spawn(self._answer(call))
+        return Admission(True)
+
+    async def _answer(self, call: VoiceCall) -> None:
+        async with call.lock:
+            if not call.caller_up:
+                return
+            try:
+                await self.telephony.answer(call.caller_leg)
+            except Exception as exc:  # the caller went away in between
+                log.info("answer failed", extra={"leg": call.caller_leg, "error": str(exc)})
+                return
+            if call.state in (CallState.QUEUED, CallState.RINGING):
+                await self._start_comfort(call)
+
+    async def answered(self, leg_id: str) -> None:
+        call = self.legs.get(leg_id)
+        if call is None:
+            await self.telephony.hangup(leg_id)
+            return
+        async with call.lock:
+            if call.agent_leg != leg_id or call.state is not CallState.RINGING or call.agent is None:
+                await self._hangup(leg_id, HangupCause.NORMAL)  # a station answered too late
+                return
+            agent = call.agent
+            try:
+                await self.core.execute(lambda r, now: r.accept(call.contact, agent, now))
+            except (EngineUnavailable, acd_errors.AcdError) as exc:
+                log.info("answer too late for the offer", extra={"contact": call.contact, "error": str(exc)})
+                await self._hangup(leg_id, HangupCause.NORMAL)
+                if call.state is CallState.RINGING and call.agent_leg == leg_id:
+                    call.state, call.agent, call.agent_leg = CallState.QUEUED, None, None
+                return
+            call.state = CallState.CONNECTED
+            await self._stop_comfort(call)
+            call.bridge = await self.telephony.bridge([call.caller_leg, leg_id])
+            log.info("call connected", extra={"contact": call.contact, "agent": agent})
+
+    async def ended(self, leg_id: str, cause: HangupCause, sip_code: int | None = None) -> None:
+        call = self.legs.get(leg_id)
+        if call is None:
+            return
+        async with call.lock:
+            self.legs.pop(leg_id, None)
+            if leg_id == call.caller_leg:
+                await self._caller_gone(call)
+            elif leg_id == call.agent_leg:
+                await self._agent_leg_gone(call, cause)
+            self._maybe_forget(call)
+
+    async def dtmf(self, leg_id: str, digit: str) -> None:
+        log.info("dtmf", extra={"leg": leg_id, "digit": digit})  # the IVR issue consumes these
+
+    # ------------------------------------------------------------------------------------------
+    # leg endings (under the call's lock)
+    async def _caller_gone(self, call: VoiceCall) -> None:
+        call.caller_up = False
+        call.comfort = None  # its player went with the leg
+        if call.state in (CallState.QUEUED, CallState.RINGING):
+            if call.agent_leg is not None:
+                await self._hangup(call.agent_leg, HangupCause.CANCELLED)
+            call.state = CallState.ENDED
+            await self._acd(lambda r, now: r.abandon(call.contact, now))
+        elif call.state is CallState.CONNECTED:
+            call.state = CallState.ENDED
+            if call.agent_leg is not None:
+                await self._hangup(call.agent_leg, HangupCause.NORMAL)
+            await self._acd(lambda r, now: r.end(call.contact, now))
+
+    async def _agent_leg_gone(self, call: VoiceCall, cause: HangupCause) -> None:
+        agent = call.agent
+        call.agent_leg = None
+        if call.state is CallState.RINGING and agent is not None:
+            call.state, call.agent = CallState.QUEUED, None
+            reason = "busy" if cause is HangupCause.BUSY else "rejected"
+            if cause is not HangupCause.CANCELLED:
+                # the contact may have timed out already (OfferMissed crossing the station's answer)
+                await self._acd(lambda r, now: r.reject(call.contact, agent, now, reason=reason))
+        elif call.state is CallState.CONNECTED:
+            call.state = CallState.ENDED
+            await self._hangup(call.caller_leg, HangupCause.NORMAL)
+            await self._acd(lambda r, now: r.end(call.contact, now))
+
+    # ------------------------------------------------------------------------------------------
+    # ACD events (committed, in journal order)
+    def _on_committed(self, items: list[Committed]) -> None:
+        for item in items:
+            cid = getattr(item.event, "contact", None)
+            if cid is not None and cid in self.calls:
+                self._acd_events.put_nowait(item.event)
+
+    async def _run_pump(self) -> None:
+        while True:
+            event = await self._acd_events.get()
+            call = self.calls.get(event.contact)
+            if call is None:
+                continue
+            # one task per event so a slow station does not hold up other calls; the lock keeps order per call
+            self._spawn(self._on_acd_event(call, event))
+
+    async def _on_acd_event(self, call: VoiceCall, event: Any) -> None:
+        async with call.lock:
+            if call.state is CallState.ENDED:
+                return
+            if isinstance(event, ContactOffered):
+                await self._ring(call, event)
+            elif isinstance(event, OfferMissed):
+                if call.state is CallState.RINGING and call.agent == event.agent and call.agent_leg:
+                    leg, call.agent_leg, call.agent = call.agent_leg, None, None
+                    call.state = CallState.QUEUED
+                    self.legs.pop(leg, None)  # its ending is ours: nothing to tell the ACD
+                    await self._hangup(leg, HangupCause.CANCELLED)
+            elif isinstance(event, ContactTransferred):
+                if call.state in (CallState.CONNECTED, CallState.RINGING) and call.agent_leg:
+                    leg, call.agent_leg, call.agent = call.agent_leg, None, None
+                    self.legs.pop(leg, None)
+                    if call.bridge:
+                        await self._quiet(self.telephony.destroy_bridge(call.bridge))
+                        call.bridge = None
+                    await self._hangup(leg, HangupCause.NORMAL)
+                call.state = CallState.QUEUED
+                if call.caller_up:
+                    await self._start_comfort(call)
+            elif isinstance(event, (ContactEnded, ContactAbandoned)):
+                # ended or abandoned through the API (the agent's desktop): hang up what is left
+                call.state = CallState.ENDED
+                for leg in (call.agent_leg, call.caller_leg):
+                    if leg is not None and leg in self.legs:
+                        await self._hangup(leg, HangupCause.NORMAL)
+            self._maybe_forget(call)
+
+    async def _ring(self, call: VoiceCall, offer: ContactOffered) -> None:
+        if call.state is not CallState.QUEUED or not call.caller_up:
+            return
+        station = self.stations().get(offer.agent)
+        if station is None:
+            log.warning("agent has no station: offer declined", extra={"agent": offer.agent})
+            await self._acd(lambda r, now: r.reject(call.contact, offer.agent, now, reason="rejected"))
+            return
+        timeout = max(1.0, offer.deadline - self.core.clock()) + RING_GRACE_S
+        call.state, call.agent = CallState.RINGING, offer.agent
+        try:
+            leg = await self.telephony.originate(station, caller_id=self._caller_id(call), timeout_s=timeout)
+        except Exception as exc:
+            log.warning("station unreachable", extra={"agent": offer.agent, "error": str(exc)})
+            call.state, call.agent = CallState.QUEUED, None
+            await self._acd(lambda r, now: r.reject(call.contact, offer.agent, now, reason="rejected"))
+            return
+        if call.agent == offer.agent and call.state is CallState.RINGING and call.agent_leg is None:
+            call.agent_leg = leg
+            self.legs[leg] = call
+        log.info("ringing station", extra={"contact": call.contact, "agent": offer.agent, "leg": leg})
+
+    # ------------------------------------------------------------------------------------------
+    # helpers
+    def _caller_id(self, call: VoiceCall) -> str:
+        c = self.core.router.contacts.get(call.contact)
+        return str(c.attributes.get("caller_id", "")) if c is not None else ""
+
+    async def _start_comfort(self, call: VoiceCall) -> None:
+        if call.comfort is None:
+            call.comfort = await self._quiet(self.telephony.play(call.caller_leg, self.comfort_audio, loop=True))
+
+    async def _stop_comfort(self, call: VoiceCall) -> None:
+        if call.comfort is not None:
+            pid, call.comfort = call.comfort, None
+            await self._quiet(self.telephony.stop_playback(pid))
+
+    async def _hangup(self, leg: str, cause: HangupCause) -> None:
+        await self._quiet(self.telephony.hangup(leg, cause))
+
+    async def _quiet(self, aw: Any) -> Any:
+        """Back-end requests on legs that may just have gone: log, never break the call's bookkeeping."""
+        try:
+            return await aw
+        except Exception as exc:
+            log.info("telephony request failed", extra={"error": str(exc)})
+            return None
+
+    async def _acd(self, command: Callable[[Any, float], Any]) -> None:
+        """An ACD command that may have been overtaken (the contact moved on): a typed refusal is fine."""
+        try:
+            await self.core.execute(command)
+        except acd_errors.AcdError as exc:
+            log.info("acd command overtaken", extra={"error": str(exc)})
+        except EngineUnavailable as exc:
+            log.error("acd command lost: engine unavailable", extra={"error": str(exc)})
+
+    def _maybe_forget(self, call: VoiceCall) -> None:
+        live = [leg for leg in (call.caller_leg, call.agent_leg) if leg is not None and leg in self.legs]
+        if not call.caller_up and not live:
+            self._drop(call)
+
+    def _drop(self, call: VoiceCall) -> None:
+        self.calls.pop(call.contact, None)
+        for leg in [x for x, c in self.legs.items() if c is call]:
+            self.legs.pop(leg, None)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call handler failed", exc_info=task.exception())
+
+
+async def start_voice(app: Any) -> CallController | None:
+    """Assembly for `engine/app.py`: the embedded SIP back end and its controller, started.
+
+    If SIP cannot start (the port is taken) the engine still serves its API and other channels: the
+    failure is logged as an error and None comes back."""
+    from engine.telephony.sip_pjsua2 import PjsuaTelephony
+    from engine.telephony.tonegen import comfort_audio, hold_audio
+
+    settings = app.state.settings
+    media = settings.data_dir / "media"
+    telephony = PjsuaTelephony(host=settings.sip_host, port=settings.sip_port,
+                               rtp_port_start=settings.rtp_port_start, max_legs=settings.max_calls * 2 + 16)
+    controller = CallController(app.state.core, telephony,
+                                numbers=lambda: dict(app.state.site.engine.numbers),
+                                stations=lambda: app.state.stations,
+                                comfort_audio=str(comfort_audio(media)), hold_audio=str(hold_audio(media)),
+                                max_calls=settings.max_calls)
+    try:
+        await controller.start()
+    except Exception as exc:
+        log.error("voice not started: the SIP back end failed", extra={"error": str(exc)})
+        await controller.stop()
+        return None
+    return controller
