@@ -105,6 +105,7 @@ class Router:
         self._token = 0
         self._rr_last: dict[str, int] = {}
         self._missed_by: dict[str, set[str]] = {}  # agent -> contacts they missed since last ready
+        self._routable: dict[tuple[Any, ...], bool] = {}  # (queue, channel, needs) -> some agent could take it
         self._linear: dict[str, dict[str, int]] = {
             q.id: {a: i for i, a in enumerate(q.linear_order)} for q in center.queues.values()}
         self._pending_agents: deque[str] = deque()
@@ -245,6 +246,8 @@ class Router:
             raise errors.DuplicateContact(f"contact {spec.id!r} already exists")
         queue = self._queue(spec.queue)
         self._check_requirements(spec.requirements)
+        # (the contact's own needs are not checked here: a rare need may wait for a rare agent's shift)
+        self._check_routable(queue, Channel(spec.channel), ())
         if spec.preferred_agent is not None:
             self._agent(spec.preferred_agent)
         with self._command(now) as t:
@@ -293,6 +296,7 @@ class Router:
         c = self._contact(contact)
         self._expect(c, (ContactState.CONNECTED, ContactState.HELD, ContactState.QUEUED), "transfer")
         queue = self._queue(to_queue or c.queue)
+        self._check_routable(queue, c.channel, c.own_requirements)
         if to_agent is not None:
             self._agent(to_agent)
         with self._command(now) as t:
@@ -350,6 +354,7 @@ class Router:
         self._expect(c, ContactState.QUEUED, "request a callback for")
         if c.channel is not Channel.VOICE:
             raise errors.InvalidTransition(f"contact {contact!r} is a {c.channel} contact, not a voice call")
+        self._check_routable(self.center.queues[c.queue], Channel.CALLBACK, c.own_requirements)
         with self._command(now) as t:
             self._emit(CallbackRequested(t, c.id))
         return self._take()
@@ -1041,6 +1046,21 @@ class Router:
                 raise errors.InvalidContact(f"unknown skill {r.skill!r}")
             if not MIN_LEVEL <= r.min_level <= MAX_LEVEL:
                 raise errors.InvalidContact(f"skill level for {r.skill!r} must be {MIN_LEVEL}-{MAX_LEVEL}")
+
+    def _check_routable(self, queue: QueueConfig, channel: Channel, reqs: Iterable[SkillRequirement]) -> None:
+        """Refuse a contact that no configured agent could ever take, even at the queue's widest ring
+        (a channel nobody staffs, a level nobody has): it would wait until the caller gave up."""
+        needs = merge_requirements(queue.skills, reqs)
+        key = (queue.id, channel, needs)
+        ok = self._routable.get(key)
+        if ok is None:
+            rule = ring_rule(self.center, queue, needs, len(queue.steps))
+            ok = self._routable[key] = any(
+                a.cfg.capacity.get(channel, 0) > 0 and serves(self.center, a.cfg, rule) for a in self.agents.values())
+        if not ok:
+            wanted = ", ".join(f"{r.skill}>={r.min_level}" for r in needs) or "no skill"
+            raise errors.InvalidContact(
+                f"no agent can ever take a {channel} contact in queue {queue.id!r} needing {wanted}")
 
     def _check_code(self, c: Contact, code: str | None) -> None:
         queue = self.center.queues[c.queue]

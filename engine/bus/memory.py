@@ -1,6 +1,7 @@
 """The in-process bus: the default when no Redis is configured.
 
-Messages are numbered "1-0", "2-0", ... and kept in a ring of the last `retention`; every reader walks
+Messages are numbered "<epoch>-1", "<epoch>-2", ... (epoch: when this bus started, in ms, so an id from
+before a restart is never mistaken for one of ours: it reads as a gap, and the reader resyncs) and kept in a ring of the last `retention`; every reader walks
 the ring at its own pace. Payloads go through JSON on the way in, exactly as on Redis, so a reader
 sees the same values (lists, not tuples) whichever bus runs, and no publisher can change a message
 after the fact. Treat received payloads as read-only: all readers share them.
@@ -9,6 +10,7 @@ after the fact. Treat received payloads as read-only: all readers share them.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -24,6 +26,10 @@ class MemoryBus:
         self._ring: Ring[BusMessage] = Ring(retention)
         self._signal = Signal()
         self._closed = False
+        self._epoch = int(time.time() * 1000)
+
+    def _id(self, n: int) -> str:
+        return f"{self._epoch}-{n}"
 
     # -- writing -------------------------------------------------------------------------------
     async def publish(self, payload: dict[str, Any]) -> str:
@@ -36,7 +42,7 @@ class MemoryBus:
         encoded = [(type_of(p), encode(p)) for p in payloads]  # all checked before any is published
         ids = []
         for kind, data in encoded:
-            msg = BusMessage(f"{self._ring.last_seq + 1}-0", kind, json.loads(data))
+            msg = BusMessage(self._id(self._ring.last_seq + 1), kind, json.loads(data))
             self._ring.append(msg)
             ids.append(msg.id)
         await self._signal.notify()
@@ -52,17 +58,17 @@ class MemoryBus:
         oldest_position = ring.first_seq - 1
         if key == (0, 0):
             return oldest_position, None
-        # message n has id (n, 0): the messages after (a, b) are those with n > a
-        if oldest_position <= key[0] <= ring.last_seq:
-            return key[0], None
-        # older than retention, or newer than anything published here (this bus was restarted)
-        return oldest_position, Gap(after_id, f"{oldest_position}-0")
+        # message n has id (epoch, n): the messages after (epoch, b) are those with n > b
+        if key[0] == self._epoch and oldest_position <= key[1] <= ring.last_seq:
+            return key[1], None
+        # older than retention, from another run of this bus (a restart), or never published here
+        return oldest_position, Gap(after_id, self._id(oldest_position))
 
     def _take(self, position: int, count: int) -> list[BusMessage | Gap]:
         ring = self._ring
         out: list[BusMessage | Gap] = []
         if position < ring.first_seq - 1:  # the ring moved on while this reader waited
-            out.append(Gap(f"{position}-0", f"{ring.first_seq - 1}-0"))
+            out.append(Gap(self._id(position), self._id(ring.first_seq - 1)))
             position = ring.first_seq - 1
         out.extend(ring.get(n) for n in range(position + 1, min(ring.last_seq, position + count) + 1))
         return out
@@ -98,7 +104,7 @@ class MemoryBus:
         while not self._closed:
             if position < ring.last_seq:
                 if position + 1 < ring.first_seq:  # this reader fell behind by more than retention
-                    yield Gap(f"{position}-0", f"{ring.first_seq - 1}-0")
+                    yield Gap(self._id(position), self._id(ring.first_seq - 1))
                     position = ring.first_seq - 1
                     continue
                 position += 1
@@ -109,7 +115,7 @@ class MemoryBus:
                 await self._signal.wait_for(lambda: self._closed or ring.last_seq > seen)  # noqa: B023
 
     async def last_id(self) -> str:
-        return f"{self._ring.last_seq}-0"
+        return self._id(self._ring.last_seq) if self._ring.last_seq else "0-0"
 
     # -- health and shutdown -------------------------------------------------------------------
     async def ping(self) -> bool:

@@ -364,6 +364,9 @@ def test_scheduled_callback_can_be_cancelled_before_it_is_due(kit) -> None:
     j("login", "ann", 60.0, ready=True)
     assert j("tick", 200.0) == []
     assert j.router.contacts["cb"].state is ContactState.ABANDONED
+    t = j.router.stats.queues["q"].totals()  # a cancelled booking was never offered, nor abandoned
+    assert (t.offered, t.abandoned, t.short_abandoned) == (0, 0, 0)
+    _replays(j)
 
 
 def test_callback_request_keeps_the_callers_place(kit) -> None:
@@ -533,6 +536,29 @@ def test_unknown_ids_and_duplicates_are_typed_errors_and_change_nothing(kit) -> 
         with pytest.raises(error):
             command()
         assert r.snapshot() == before and r.now == now
+
+
+def test_a_contact_on_a_channel_nobody_takes_or_moved_where_nobody_can_take_it_is_refused(kit) -> None:
+    center = kit.make_center(
+        {"q": {"skills": {"general": 1}, "steps": [{"after_s": 30, "level_drop": 2}]},
+         "taxes": {"skills": {"taxes": 3}}},
+        {"ann": {"skills": {"general": 2, "french": 3}}, "tim": {"skills": {"taxes": 5}}})
+    r = kit.Journal(center).router
+    r.enqueue(kit.spec("c1", needs={"french": 5}, enqueued_at=-40.0), 0.0)  # french 5 drops to 3 at ring 1
+    r.login("ann", 0.0, ready=True)
+    r.accept("c1", "ann", 1.0)
+    before = r.snapshot()
+    with pytest.raises(errors.InvalidContact):
+        r.enqueue(kit.spec("c3", channel=Channel.CHAT), 2.0)  # nobody takes chat
+    with pytest.raises(errors.InvalidContact):
+        r.enqueue(kit.spec("c4", channel=Channel.CALLBACK, schedule_at=100.0), 2.0)  # nor callbacks
+    with pytest.raises(errors.InvalidContact):
+        r.transfer("c1", 3.0, to_queue="taxes")  # the caller's French comes along; tim has none
+    assert r.snapshot() == before
+    r.enqueue(kit.spec("c5"), 4.0)
+    with pytest.raises(errors.InvalidContact):
+        r.request_callback("c5", 5.0)  # the line would be lost: nobody makes callbacks here
+    assert r.contacts["c5"].channel is Channel.VOICE and r.contacts["c5"].state is ContactState.QUEUED
 
 
 def test_complete_twice_and_wrap_up_twice_are_refused(kit) -> None:

@@ -29,6 +29,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from acd import errors
 from acd.config import load_center
+from acd.eligibility import merge_requirements
 from acd.events import Event, from_dict, to_dict
 from acd.model import (
     MIN_LEVEL,
@@ -188,6 +189,14 @@ def effective_priority(center: CenterConfig, c: Contact, t: float) -> float:
     return c.priority + center.queues[c.queue].priority_boost_per_s * (t - c.enqueued_at)
 
 
+def routable(center: CenterConfig, queue: str, channel: Channel, needs: tuple[SkillRequirement, ...]) -> bool:
+    """Some configured agent could take such a contact at the queue's widest ring."""
+    probe = Contact(id="probe", queue=queue, channel=channel, priority=0, attributes={}, enqueued_at=0.0, seq=0,
+                    requirements=merge_requirements(center.queues[queue].skills, needs), own_requirements=needs)
+    widest = len(center.queues[queue].steps)
+    return any(a.capacity.get(channel, 0) > 0 and qualified(center, a, probe, widest) for a in center.agents.values())
+
+
 def s_waiting(c: Contact) -> bool:
     return c.state in (ContactState.QUEUED, ContactState.OFFERED)
 
@@ -231,7 +240,8 @@ class RouterMachine(RuleBasedStateMachine):
         now_before, due_before = self.router.now, self.router.next_due()
         try:
             events: list[Event] = getattr(self.router, command)(*args, **kw)
-        except errors.AcdError:
+        except errors.AcdError as error:
+            self.last_error = error
             assert self.router.snapshot() == before, f"{command} raised but changed the state"
             assert (self.router.now, self.router.next_due()) == (now_before, due_before)
             return None
@@ -362,21 +372,28 @@ class RouterMachine(RuleBasedStateMachine):
           needs=st.lists(st.tuples(st.integers(0, 3), st.integers(1, 4) | st.integers(1, 10)), max_size=2),
           priority=st.integers(0, 2), preferred=st.sampled_from([None] * 5 + list(range(6))),
           carried=st.sampled_from([None] * 4 + [5.0, 40.0]), scheduled=st.sampled_from([None] * 6 + [3.0, 50.0]),
-          attrs=st.booleans())
+          attrs=st.booleans(), burst=st.integers(1, 3))
     def enqueue(self, q: int, channel: Channel, needs: list[tuple[int, int]], priority: int,
-                preferred: int | None, carried: float | None, scheduled: float | None, attrs: bool) -> None:
+                preferred: int | None, carried: float | None, scheduled: float | None, attrs: bool,
+                burst: int) -> None:
+        """One contact, or a burst of like ones with mixed priorities, so lines build up."""
         skills = self.center.skills
         reqs = tuple(SkillRequirement(skills[s % len(skills)], lv) for s, lv in needs)
-        cid = f"c{len(self.ids)}"
-        spec = ContactSpec(
-            id=cid, queue=self.queue_ids[q % len(self.queue_ids)], channel=channel,
-            requirements=reqs, priority=priority, attributes={"lang": "fr", "n": 1} if attrs else {},
-            preferred_agent=None if preferred is None else self.agent(preferred),
-            enqueued_at=None if carried is None else self.now - carried,
-            schedule_at=None if scheduled is None else self.now + scheduled)
-        assert self.run("enqueue", spec, self.now) is not None
-        self.ids.append(cid)
-        self.age[cid] = self.router.contacts[cid].enqueued_at
+        for k in range(burst):
+            cid = f"c{len(self.ids)}"
+            spec = ContactSpec(
+                id=cid, queue=self.queue_ids[q % len(self.queue_ids)], channel=channel,
+                requirements=reqs, priority=(priority + k) % 3, attributes={"lang": "fr", "n": 1} if attrs else {},
+                preferred_agent=None if preferred is None or k else self.agent(preferred),
+                enqueued_at=None if carried is None else self.now - carried + k,
+                schedule_at=None if scheduled is None else self.now + scheduled)
+            if self.run("enqueue", spec, self.now) is None:
+                # refused only when nobody could ever take it
+                assert isinstance(self.last_error, errors.InvalidContact)
+                assert not routable(self.center, spec.queue, channel, ())
+                return
+            self.ids.append(cid)
+            self.age[cid] = self.router.contacts[cid].enqueued_at
 
     @has(ContactState.OFFERED)
     @rule(answers=st.lists(st.integers(0, 5), min_size=1, max_size=6))
@@ -496,6 +513,7 @@ class RouterMachine(RuleBasedStateMachine):
     def nobody_waits_beside_a_free_qualified_agent(self) -> None:
         r = self.router
         for c in r.iter_contacts((ContactState.QUEUED,)):
+            assert routable(self.center, c.queue, c.channel, ()), f"{c.id} waits on a channel nobody takes"
             for a in r.agents.values():
                 assert not may_take(self.center, a, c, self.missed.get(c.id, set())), \
                     f"{c.id} waits while {a.id} could take it"
@@ -566,6 +584,6 @@ class RouterMachine(RuleBasedStateMachine):
 
 
 RouterMachine.TestCase.settings = settings(
-    max_examples=250, stateful_step_count=50, derandomize=True, deadline=None,
+    max_examples=300, stateful_step_count=50, derandomize=True, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much], print_blob=True)
 TestRouterProperties = RouterMachine.TestCase
