@@ -246,8 +246,6 @@ class Router:
             raise errors.DuplicateContact(f"contact {spec.id!r} already exists")
         queue = self._queue(spec.queue)
         self._check_requirements(spec.requirements)
-        # (the contact's own needs are not checked here: a rare need may wait for a rare agent's shift)
-        self._check_routable(queue, Channel(spec.channel), ())
         if spec.preferred_agent is not None:
             self._agent(spec.preferred_agent)
         with self._command(now) as t:

@@ -9,7 +9,7 @@ import pytest
 
 from acd.config import load_center
 from acd.errors import ConfigError
-from acd.model import Channel, RONA_REASON, Strategy
+from acd.model import RONA_REASON, Channel, Strategy
 
 GOOD: dict[str, Any] = {
     "skills": ["general", "bylaw", "french"],

@@ -11,11 +11,16 @@ against its own reading of the rules rather than the router's indexes:
   ever over capacity; no contact is held by two agents;
 * every contact is in exactly one state and, while waiting, in exactly one route class;
 * FIFO: an offered contact never jumps an older waiting contact of the same queue, channel,
-  priority and requirements that the same agent could take and has not missed;
-* a contact's age never changes (RONA, widening, transfer, callback);
+  priority and requirements that the same agent could take and has not missed; more generally
+  nothing the agent could take ranks ahead of it (ageing priority, then age, then arrival);
+* a contact's age never changes (RONA, widening, transfer, callback), its history only grows;
 * the events, replayed through JSON into a fresh router, rebuild the same snapshot;
-* a command that raises a typed error changes nothing;
-* between commands no waiting contact has a free qualified agent that has not missed it.
+* a command that raises a typed error changes nothing (a transfer or callback request is refused
+  only when nobody could ever take the contact there);
+* between commands no waiting contact has a free qualified agent that has not missed it (the test
+  keeps its own record of misses: a miss counts until the agent is next made ready);
+* after tick(now) nothing due by `now` is left (widening, restriction end, offer timeout, wrap-up);
+* interval counters add up to what the events say; no ready agent is past the RONA limit.
 """
 
 from __future__ import annotations
@@ -216,7 +221,6 @@ class RouterMachine(RuleBasedStateMachine):
         self.last_event_t = float("-inf")
         self.ids: list[str] = []
         self.age: dict[str, float] = {}
-        self.served = 0
         self.expected = dict.fromkeys(
             ("offered", "answered", "abandoned", "short_abandoned", "ronas", "transfers", "handled"), 0)
         self.histories: dict[str, list[dict[str, Any]]] = {}
@@ -387,11 +391,7 @@ class RouterMachine(RuleBasedStateMachine):
                 preferred_agent=None if preferred is None or k else self.agent(preferred),
                 enqueued_at=None if carried is None else self.now - carried + k,
                 schedule_at=None if scheduled is None else self.now + scheduled)
-            if self.run("enqueue", spec, self.now) is None:
-                # refused only when nobody could ever take it
-                assert isinstance(self.last_error, errors.InvalidContact)
-                assert not routable(self.center, spec.queue, channel, ())
-                return
+            assert self.run("enqueue", spec, self.now) is not None
             self.ids.append(cid)
             self.age[cid] = self.router.contacts[cid].enqueued_at
 
@@ -406,8 +406,8 @@ class RouterMachine(RuleBasedStateMachine):
                 continue
             if answer >= 4:
                 self.run("reject", cid, c.agent, self.now, reason="busy" if answer == 4 else "rejected")
-            elif self.run("accept", cid, c.agent, self.now):
-                self.served += 1
+            else:
+                self.run("accept", cid, c.agent, self.now)
 
     @has(ContactState.CONNECTED, ContactState.HELD)
     @rule(i=st.integers(0, 10**6))
@@ -427,8 +427,11 @@ class RouterMachine(RuleBasedStateMachine):
             self.run("requeue", cid, self.now)
             return
         queue = None if q is None else self.queue_ids[q % len(self.queue_ids)]
-        self.run("transfer", cid, self.now, to_queue=queue, to_agent=None if to is None else self.agent(to),
-                 note="moved")
+        c = self.router.contacts[cid]
+        if self.run("transfer", cid, self.now, to_queue=queue, to_agent=None if to is None else self.agent(to),
+                    note="moved") is None:  # refused only if nobody could take it there
+            assert isinstance(self.last_error, errors.InvalidContact)
+            assert not routable(self.center, queue or c.queue, c.channel, c.own_requirements)
 
     @has(ContactState.CONNECTED, ContactState.HELD, ContactState.WRAP_UP)
     @rule(i=st.integers(0, 10**6), how=st.sampled_from(["end", "complete"]),
@@ -452,7 +455,9 @@ class RouterMachine(RuleBasedStateMachine):
         cid = self.pick(i, (ContactState.QUEUED, ContactState.OFFERED, ContactState.SCHEDULED))
         c = self.router.contacts[cid]
         if callback and c.state is ContactState.QUEUED and c.channel is Channel.VOICE:
-            self.run("request_callback", cid, self.now)
+            if self.run("request_callback", cid, self.now) is None:  # refused only if nobody makes callbacks
+                assert isinstance(self.last_error, errors.InvalidContact)
+                assert not routable(self.center, c.queue, Channel.CALLBACK, c.own_requirements)
         else:
             self.run("abandon", cid, self.now)
 
@@ -513,7 +518,6 @@ class RouterMachine(RuleBasedStateMachine):
     def nobody_waits_beside_a_free_qualified_agent(self) -> None:
         r = self.router
         for c in r.iter_contacts((ContactState.QUEUED,)):
-            assert routable(self.center, c.queue, c.channel, ()), f"{c.id} waits on a channel nobody takes"
             for a in r.agents.values():
                 assert not may_take(self.center, a, c, self.missed.get(c.id, set())), \
                     f"{c.id} waits while {a.id} could take it"

@@ -470,7 +470,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--handle-max", type=float, default=2.0, help="longest handle time, seconds")
     p.add_argument("--offer-timeout", type=float, default=30.0, help="queues' offer timeout (RONA), seconds")
     p.add_argument("--drain", type=float, default=30.0, help="seconds to wait for the last contacts")
-    p.add_argument("--connections", type=int, default=64, help="HTTP connections that create contacts")
+    p.add_argument("--connections", type=int, default=256,
+                   help="HTTP connections that create contacts (wide enough not to hold arrivals back)")
     p.add_argument("--desk-connections", type=int, default=0,
                    help="HTTP connections for agents' accept/complete (default: one per agent)")
     p.add_argument("--request-timeout", type=float, default=30.0)
