@@ -14,6 +14,7 @@ from acd.model import (
     DEFAULT_BLOCKS,
     MAX_LEVEL,
     MIN_LEVEL,
+    OUTBOUND_REASON,
     RONA_REASON,
     AgentConfig,
     CenterConfig,
@@ -31,7 +32,7 @@ QUEUE_FIELDS = {
 }
 STEP_FIELDS = {"after_s", "level_drop", "add_groups", "overflow_queues"}
 AGENT_FIELDS = {"name", "skills", "capacity", "groups"}
-CENTER_FIELDS = {"skills", "queues", "agents", "blocks", "rona_misses", "not_ready_reasons", "interval_s",
+CENTER_FIELDS = {"skills", "queues", "agents", "blocks", "rona_misses", "decline_retry_s", "not_ready_reasons", "interval_s",
                  "day_offset_s"}
 
 
@@ -104,6 +105,8 @@ def load_center(data: Mapping[str, Any], *, root: str = "") -> CenterConfig:
         "not_ready_reasons"].default
     if RONA_REASON not in reasons:
         reasons = (*reasons, RONA_REASON)
+    if OUTBOUND_REASON not in reasons:  # always there, like RONA: the engine uses it for outbound calls
+        reasons = (*reasons, OUTBOUND_REASON)
 
     center = CenterConfig(
         skills=skills,
@@ -112,6 +115,8 @@ def load_center(data: Mapping[str, Any], *, root: str = "") -> CenterConfig:
         blocks=blocks,
         rona_misses=_opt(ck, data, "rona_misses", root or "", 2,
                          lambda path, v: ck.number(path.lstrip("."), v, integer=True, minimum=1)),
+        decline_retry_s=_opt(ck, data, "decline_retry_s", root or "", 30.0,
+                             lambda path, v: ck.number(path.lstrip("."), v, positive=True)),
         not_ready_reasons=tuple(reasons),
         interval_s=_opt(ck, data, "interval_s", root or "", 900.0,
                         lambda path, v: ck.number(path.lstrip("."), v, positive=True)),

@@ -147,6 +147,31 @@ class ContactTransferred(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ConsultStarted(Event):
+    """The agent on a contact calls a third party: another agent (reserved by this, so they are offered
+    nothing else meanwhile) or an outside number, to consult them, conference them in or hand over to them."""
+
+    contact: str
+    agent: str
+    to_agent: str | None
+    to_number: str | None
+    purpose: str  # "consult" | "conference" | "transfer"
+    note: str
+    kind: ClassVar[str] = "ConsultStarted"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsultEnded(Event):
+    """The third party took the contact over ("completed": a consulted agent now has it; for an outside
+    number the contact's conversation ends for the agent) or did not ("cancelled": back to the agent)."""
+
+    contact: str
+    to_agent: str | None
+    outcome: str  # "completed" | "cancelled"
+    kind: ClassVar[str] = "ConsultEnded"
+
+
+@dataclass(frozen=True, slots=True)
 class ContactEnded(Event):
     """The conversation is over (either side); the agent's wrap-up starts."""
 
@@ -177,6 +202,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AgentLoggedIn, AgentLoggedOut, AgentReady, AgentNotReady, ContactQueued, CallbackScheduled,
         CallbackDue, CallbackRequested, ContactWidened, ContactOffered, OfferMissed, ContactAnswered,
         ContactHeld, ContactResumed, ContactTransferred, ContactEnded, WrapUpCompleted, ContactAbandoned,
+        ConsultStarted, ConsultEnded,
     )
 }
 

@@ -77,6 +77,7 @@ WAITING_STATES = frozenset({ContactState.QUEUED, ContactState.OFFERED})
 FINAL_STATES = frozenset({ContactState.COMPLETED, ContactState.ABANDONED})
 
 RONA_REASON = "RONA"
+OUTBOUND_REASON = "outbound"  # the engine sets it while an agent makes an outbound call (click-to-dial)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -137,7 +138,10 @@ class CenterConfig:
     agents: Mapping[str, AgentConfig]
     blocks: Mapping[Channel, frozenset[Channel]] = field(default_factory=lambda: dict(DEFAULT_BLOCKS))
     rona_misses: int = 2  # misses in a row before an agent is made not-ready with reason RONA
-    not_ready_reasons: tuple[str, ...] = ("break", "lunch", "meeting", "training", RONA_REASON)
+    # an agent who missed a contact is not offered it again for this long (others may take it first);
+    # after that it comes back to them, so a contact whose only qualified agent declined it still flows
+    decline_retry_s: float = 30.0
+    not_ready_reasons: tuple[str, ...] = ("break", "lunch", "meeting", "training", RONA_REASON, OUTBOUND_REASON)
     interval_s: float = 900.0
     day_offset_s: float = 0.0  # local time minus `now` seconds, so "today" starts at local midnight
 
@@ -175,7 +179,7 @@ class Contact:
     agent: str | None = None
     offer_deadline: float | None = None
     offers: int = 0
-    declined_by: set[str] = field(default_factory=set)
+    declined_by: dict[str, float] = field(default_factory=dict)  # agent -> until when they are skipped
     first_answered_at: float | None = None
     answered_at: float | None = None
     hold_started: float | None = None

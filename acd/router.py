@@ -31,6 +31,8 @@ from acd.events import (
     CallbackDue,
     CallbackRequested,
     CallbackScheduled,
+    ConsultEnded,
+    ConsultStarted,
     ContactAbandoned,
     ContactAnswered,
     ContactEnded,
@@ -84,7 +86,7 @@ class RouteClass:
 
 
 # timer kinds
-_WIDEN, _RESTRICT, _OFFER, _WRAP, _CALLBACK = range(5)
+_WIDEN, _RESTRICT, _OFFER, _WRAP, _CALLBACK, _RETRY = range(6)
 
 
 class Router:
@@ -127,6 +129,7 @@ class Router:
             ContactHeld: self._on_held, ContactResumed: self._on_resumed,
             ContactTransferred: self._on_transferred, ContactEnded: self._on_ended,
             WrapUpCompleted: self._on_wrapped, ContactAbandoned: self._on_abandoned,
+            ConsultStarted: self._on_consult_started, ConsultEnded: self._on_consult_ended,
         }
 
     @classmethod
@@ -357,6 +360,73 @@ class Router:
             self._emit(CallbackRequested(t, c.id))
         return self._take()
 
+    # ------------------------------------------------------------------------------------------
+    # a third party on a contact: consult (warm transfer), conference, hand-over to an outside number
+    CONSULT_PURPOSES = ("consult", "conference", "transfer")
+
+    def consult(self, contact: str, now: float, *, to_agent: str | None = None, to_number: str | None = None,
+                purpose: str = "consult", note: str = "") -> list[Event]:
+        """The agent on the contact calls a third party. An agent target must be ready with a free slot on
+        the contact's channel; they are reserved (offered nothing else) until the consult completes or is
+        cancelled. An outside number is only recorded (the engine's dial plan vets it)."""
+        c = self._contact(contact)
+        self._expect(c, (ContactState.CONNECTED, ContactState.HELD), purpose)
+        if purpose not in self.CONSULT_PURPOSES:
+            raise errors.InvalidTransition(
+                f"unknown purpose {purpose!r} (one of: {', '.join(self.CONSULT_PURPOSES)})")
+        if (to_agent is None) == (to_number is None):
+            raise errors.InvalidTransition("give exactly one of to_agent or to_number")
+        if self.consult_of(contact) is not None:
+            raise errors.InvalidTransition(f"contact {contact!r} already has a third party on it")
+        if to_agent is not None:
+            b = self._agent(to_agent)
+            if to_agent == c.agent:
+                raise errors.InvalidTransition(f"agent {to_agent!r} already has contact {contact!r}")
+            if c.channel not in b.free:
+                raise errors.InvalidTransition(
+                    f"agent {to_agent!r} is not available for a {c.channel} contact (not ready or busy)")
+        with self._command(now) as t:
+            self._emit(ConsultStarted(t, c.id, c.agent or "", to_agent, to_number, purpose, note))
+        return self._take()
+
+    def consult_complete(self, contact: str, now: float) -> list[Event]:
+        """The third party takes over: a consulted agent gets the contact, connected, history and note kept;
+        with an outside number the conversation ends for the agent (wrap-up follows)."""
+        c = self._contact(contact)
+        started = self._consult_started(c)
+        self._expect(c, (ContactState.CONNECTED, ContactState.HELD), "complete the consult of")
+        with self._command(now) as t:
+            self._emit(ConsultEnded(t, c.id, started["to_agent"], "completed"))
+            if started["to_agent"] is None:
+                self._end(c, t)
+        return self._take()
+
+    def consult_cancel(self, contact: str, now: float) -> list[Event]:
+        """The third party is let go (declined, hung up, or the contact moved on): an agent target is
+        released. Allowed in any state, so a reservation never outlives its contact."""
+        c = self._contact(contact)
+        started = self._consult_started(c)
+        with self._command(now) as t:
+            self._emit(ConsultEnded(t, c.id, started["to_agent"], "cancelled"))
+        return self._take()
+
+    def consult_of(self, contact: str) -> dict[str, Any] | None:
+        """The history entry of the consult going on for a contact, or None."""
+        c = self.contacts.get(contact)
+        for h in reversed(c.history if c is not None else ()):
+            if h["event"] == "consult_started":
+                entry: dict[str, Any] = h
+                return entry
+            if h["event"] == "consult_ended":
+                return None
+        return None
+
+    def _consult_started(self, c: Contact) -> dict[str, Any]:
+        started = self.consult_of(c.id)
+        if started is None:
+            raise errors.InvalidTransition(f"contact {c.id!r} has no consult going on")
+        return started
+
     def tick(self, now: float) -> list[Event]:
         """Fire every timer due by `now`: offer timeouts, widening, restrictions, wrap-up, callbacks.
 
@@ -457,7 +527,7 @@ class Router:
         for c in self.contacts.values():
             contacts[c.id] = {k: getattr(c, k) for k in Contact.__dataclass_fields__
                               if k not in ("route_class", "heap_token", "declined_by")}
-            contacts[c.id]["declined_by"] = sorted(c.declined_by)
+            contacts[c.id]["declined_by"] = sorted(c.declined_by.items())
         agents = {a.id: {"presence": a.presence.value, "reason": a.reason, "load": dict(a.load),
                          "offers": dict(a.offers), "work": dict(a.work), "idle_since": a.idle_since,
                          "rona_streak": a.rona_streak, "handled_today": a.handled_today,
@@ -498,7 +568,7 @@ class Router:
             for cid in self._missed_by.pop(a.id, ()):
                 missed = self.contacts.get(cid)  # (finished contacts may be retired already)
                 if missed is not None:
-                    missed.declined_by.discard(a.id)
+                    missed.declined_by.pop(a.id, None)
         a.presence, a.reason, a.rona_streak = Presence.READY, None, 0
         self._touch(a, e.t)
 
@@ -570,7 +640,9 @@ class Router:
         a.release_slot(c.id)
         a.rona_streak += 1
         c.state, c.agent, c.offer_deadline = ContactState.QUEUED, None, None
-        c.declined_by.add(e.agent)
+        until = e.t + self.center.decline_retry_s
+        c.declined_by[e.agent] = until
+        self._timer(until, _RETRY, c.id, until)  # then try them again (if nobody else took it)
         self._missed_by.setdefault(e.agent, set()).add(c.id)
         c.history.append({"t": e.t, "event": "offer_missed", "agent": e.agent, "reason": e.reason})
         self.stats.counters(c.queue, e.t).ronas += 1
@@ -695,6 +767,45 @@ class Router:
             if e.waited_s > qs.threshold_s:
                 counters.abandoned_after += 1
         qs.estimator.departed(e.t, self._queued[c.queue], True)
+
+    def _on_consult_started(self, e: ConsultStarted) -> None:
+        c = self.contacts[e.contact]
+        # "agent" is the consulted agent (as in an offer), so they may read the contact and its history
+        c.history.append({"t": e.t, "event": "consult_started", "from_agent": e.agent, "agent": e.to_agent,
+                          "to_agent": e.to_agent, "to_number": e.to_number, "purpose": e.purpose, "note": e.note})
+        if e.to_agent is not None:
+            b = self.agents[e.to_agent]
+            b.hold_slot(c.id, c.channel, offer=True)  # a reservation, like an offer: nothing else meanwhile
+            self._touch(b, e.t)
+
+    def _on_consult_ended(self, e: ConsultEnded) -> None:
+        c = self.contacts[e.contact]
+        started = self.consult_of(c.id) or {}
+        entry = {"t": e.t, "event": "consult_ended", "outcome": e.outcome, "purpose": started.get("purpose"),
+                 "to_agent": e.to_agent, "to_number": started.get("to_number"), "note": started.get("note", "")}
+        if e.outcome == "completed":
+            self.stats.counters(c.queue, e.t).transfers += 1
+        if e.to_agent is None:  # an outside number: consult_complete ends the conversation next
+            c.history.append(entry)
+            return
+        b = self.agents[e.to_agent]
+        if e.outcome != "completed":
+            b.release_slot(c.id)
+            c.history.append(entry)
+            self._touch(b, e.t)
+            return
+        # the consulted agent takes the contact over, as if they had answered it; the first agent is free
+        self._close_talk(c, e.t)
+        if c.agent is not None:
+            a = self.agents[c.agent]
+            a.release_slot(c.id)
+            a.idle_since = e.t
+            self._touch(a, e.t)
+        entry["from_agent"], entry["agent"] = c.agent, e.to_agent
+        b.promote_offer(c.id)
+        c.state, c.agent, c.answered_at = ContactState.CONNECTED, e.to_agent, e.t
+        c.history.append(entry)
+        self._touch(b, e.t)
 
     # ------------------------------------------------------------------------------------------
     # helpers of apply
@@ -858,6 +969,9 @@ class Router:
         elif kind == _CALLBACK:
             if c.state is ContactState.SCHEDULED:
                 self._emit(CallbackDue(t, c.id))
+        elif kind == _RETRY:
+            if c.state is ContactState.QUEUED and c.route_class is not None:
+                self._pending_contacts.append(c.id)  # a decline ran out: match it again (no state changes)
 
     def _stale(self, timer: tuple[float, int, int, str, float]) -> bool:
         """A timer that can no longer do anything (cheap check; `_fire` re-checks the rest)."""
@@ -867,6 +981,8 @@ class Router:
             return True
         if kind == _OFFER:
             return c.state is not ContactState.OFFERED or c.offer_deadline != stamp
+        if kind == _RETRY:
+            return c.state is not ContactState.QUEUED or stamp not in c.declined_by.values()
         return False
 
     def _miss(self, c: Contact, t: float, reason: str) -> None:
@@ -910,8 +1026,8 @@ class Router:
                         continue
                     entry = rc.heap[0]
                     c = contacts[entry[4]]
-                    if c.heap_token != entry[3] or agent in c.declined_by:
-                        found = self._head(rc, agent)
+                    if c.heap_token != entry[3] or (c.declined_by and c.declined_by.get(agent, t) > t):
+                        found = self._head(rc, agent, t)
                         if found is None:
                             continue
                         c = found
@@ -923,8 +1039,8 @@ class Router:
                 return
             self._offer(best, a, t)
 
-    def _head(self, rc: RouteClass, agent: str) -> Contact | None:
-        """The first live contact of the class that `agent` has not already missed."""
+    def _head(self, rc: RouteClass, agent: str, t: float) -> Contact | None:
+        """The first live contact of the class that `agent` has not missed lately (see `decline_retry_s`)."""
         heap = rc.heap
         contacts = self.contacts
         while heap:
@@ -933,7 +1049,7 @@ class Router:
             if c.heap_token != entry[3]:
                 heapq.heappop(heap)
                 continue
-            if agent not in c.declined_by:
+            if c.declined_by.get(agent, t) <= t:
                 return c
             break
         else:
@@ -945,7 +1061,7 @@ class Router:
         while side:
             entry, i = heapq.heappop(side)
             c = contacts[entry[4]]
-            if c.heap_token == entry[3] and agent not in c.declined_by:
+            if c.heap_token == entry[3] and c.declined_by.get(agent, t) <= t:
                 return c
             for j in (2 * i + 1, 2 * i + 2):
                 if j < size:
@@ -957,7 +1073,7 @@ class Router:
         free = self._free[c.channel]
         names = rc.agents & free if len(rc.agents) < len(free) else free & rc.agents
         if c.declined_by:
-            names = names - c.declined_by
+            names = names - {a for a, until in c.declined_by.items() if until > t}
         if not names:
             return
         queue = self.center.queues[c.queue]

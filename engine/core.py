@@ -21,6 +21,7 @@ from typing import Any, Callable, ClassVar
 from acd.errors import ConfigError
 from acd.events import (
     EVENT_TYPES,
+    ConsultEnded,
     ContactAbandoned,
     ContactOffered,
     ContactTransferred,
@@ -38,7 +39,7 @@ from engine.store.writer import JournalWriter
 
 log = logging.getLogger("switchboard.core")
 
-SNAPSHOT_FORMAT = "router-pickle-1"
+SNAPSHOT_FORMAT = "router-pickle-2"  # bump when the router's pickled shape changes (old ones: full replay)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +279,8 @@ class Core:
                     }
             elif isinstance(e, (OfferMissed, ContactAbandoned, ContactTransferred, WrapUpCompleted)):
                 self._holder.pop(cid, None)
+            elif isinstance(e, ConsultEnded) and e.outcome == "completed" and e.to_agent:
+                self._holder[cid] = e.to_agent  # a warm transfer: the consulted agent holds it now
         data["agents"] = sorted(agents)
         return data
 
@@ -372,6 +375,7 @@ def _raw_of(center: CenterConfig) -> dict[str, Any]:
                    for a in center.agents.values()},
         "blocks": {ch.value: sorted(t.value for t in targets) for ch, targets in center.blocks.items()},
         "rona_misses": center.rona_misses,
+        "decline_retry_s": center.decline_retry_s,
         "not_ready_reasons": list(center.not_ready_reasons),
         "interval_s": center.interval_s,
         "day_offset_s": center.day_offset_s,

@@ -69,6 +69,8 @@ def fold_contact(rows: dict[str, dict[str, Any]], seq: int, event: ev.Event) -> 
         row["state"], row["agent"], row["wrap_up_code"] = ContactState.COMPLETED.value, None, event.code
     elif isinstance(event, ev.ContactAbandoned):
         row["state"], row["agent"], row["ended_at"] = ContactState.ABANDONED.value, None, event.t
+    elif isinstance(event, ev.ConsultEnded) and event.outcome == "completed" and event.to_agent:
+        row["state"], row["agent"] = ContactState.CONNECTED.value, event.to_agent  # warm transfer done
     # ContactWidened changes only routing internals: the touch above is all
     return cid
 

@@ -81,6 +81,7 @@ def test_a_good_center_loads_with_typed_values_and_defaults() -> None:
      "queues.bylaw.steps[1].add_groups", "no agent is in group"),
     (lambda d: d["queues"]["general"].update(linear_order=["zed"]), "queues.general.linear_order", "unknown agent"),
     (lambda d: d.update(rona_misses=0), "rona_misses", "at least 1"),
+    (lambda d: d.update(decline_retry_s=0), "decline_retry_s", "greater than 0"),
     (lambda d: d.update(queues={}), "queues", "at least one queue"),
 ])
 def test_impossible_configuration_is_refused_naming_the_field(mutate, path: str, words: str) -> None:

@@ -129,7 +129,36 @@ def test_station_busy_is_a_miss_with_reason_busy_and_the_contact_goes_to_the_nex
     # the agent who missed it is not offered it again, even when the other one misses too
     out = j("reject", "c1", "bob", 4.0)
     assert kit.kinds(out) == ["OfferMissed"]
-    assert j.router.contacts["c1"].declined_by == {"ann", "bob"}
+    assert j.router.contacts["c1"].declined_by == {"ann": 33.0, "bob": 34.0}  # skipped for decline_retry_s
+    _replays(j)
+
+
+def test_a_decline_runs_out_so_the_only_qualified_agent_gets_the_contact_again(kit) -> None:
+    """The only agent who can take it declines and stays ready: after `decline_retry_s` the contact is
+    offered to them again rather than waiting beside them until the caller gives up."""
+    center = kit.make_center({"q": {}}, {"ann": {}}, rona_misses=3, decline_retry_s=20)
+    j = kit.Journal(center)
+    j("login", "ann", 0.0, ready=True)
+    assert kit.offers(j("enqueue", kit.spec("c1"), 1.0)) == [("c1", "ann")]
+    assert kit.kinds(j("reject", "c1", "ann", 2.0)) == ["OfferMissed"]
+    assert j("tick", 21.9) == []  # still skipped
+    out = j("tick", 22.0)
+    assert kit.offers(out) == [("c1", "ann")] and out[0].t == 22.0
+    assert j.router.contacts["c1"].enqueued_at == 1.0  # its age is kept
+    _replays(j)
+
+
+def test_declines_run_out_in_the_order_they_were_made(kit) -> None:
+    center = kit.make_center({"q": {}}, {"ann": {}, "bob": {}}, rona_misses=3, decline_retry_s=20)
+    j = kit.Journal(center)
+    j("login", "ann", 0.0, ready=True)
+    j("login", "bob", 0.5, ready=True)
+    assert kit.offers(j("enqueue", kit.spec("c1"), 1.0)) == [("c1", "ann")]
+    assert kit.offers(j("reject", "c1", "ann", 2.0)) == [("c1", "bob")]  # someone else first
+    assert kit.offers(j("reject", "c1", "bob", 3.0)) == []
+    assert kit.offers(j("tick", 30.0)) == [("c1", "ann")]  # ann's decline ran out first (at 22)
+    j("accept", "c1", "ann", 31.0)
+    assert j.router.contacts["c1"].declined_by == {}
     _replays(j)
 
 
@@ -177,7 +206,7 @@ def _bullseye(kit):
         {"lowlevel": {"skills": {"bylaw": 3}, "groups": ["core"]},      # qualifies from ring 1
          "backup": {"skills": {"bylaw": 4}, "groups": ["backup"]},      # from ring 2
          "generalist": {"skills": {"general": 2}, "groups": ["other"]}},  # from ring 3 (overflow)
-        rona_misses=5)
+        rona_misses=5, decline_retry_s=300)  # misses stay skipped for the whole test
 
 
 def test_widening_after_each_step_reaches_lower_level_then_extra_group_then_overflow_agents(kit) -> None:

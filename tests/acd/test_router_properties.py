@@ -126,6 +126,7 @@ def centers(draw: st.DrawFn) -> CenterConfig:
         queues[f"q{i}"] = {"skills": servable_skills(), **queue_common()}
     data: dict[str, Any] = {"skills": skills, "queues": queues, "agents": agents,
                             "rona_misses": draw(st.integers(1, 3)),
+                            "decline_retry_s": draw(st.sampled_from([3.0, 30.0, 1e6])),
                             "interval_s": draw(st.sampled_from([60, 900]))}
     blocks = draw(st.sampled_from(BLOCK_CHOICES))
     if blocks is not None:
@@ -224,7 +225,7 @@ class RouterMachine(RuleBasedStateMachine):
         self.expected = dict.fromkeys(
             ("offered", "answered", "abandoned", "short_abandoned", "ronas", "transfers", "handled"), 0)
         self.histories: dict[str, list[dict[str, Any]]] = {}
-        self.missed: dict[str, set[str]] = {}
+        self.missed: dict[str, dict[str, float]] = {}  # contact -> agent who missed it -> skipped until
         self.requested: dict[str, str | None] = {}
 
     @initialize(center=centers(), staffed=st.lists(st.integers(0, 3), min_size=6, max_size=6))
@@ -288,7 +289,7 @@ class RouterMachine(RuleBasedStateMachine):
             assert not any(e.contact in held_by(b) for b in r.agents.values()), "contact held by two agents"
             assert a.presence is Presence.READY, f"offered to a {a.presence} agent"
             assert free_on(self.center, a, c.channel), f"{a.id} has no free {c.channel} slot: {held_by(a)}"
-            assert a.id not in self.missed.get(c.id, ()), "offered again to an agent who missed it"
+            assert a.id not in self.skipped(c.id, e.t), "offered again too soon to an agent who missed it"
             assert c.ring <= ring_by_age(self.center, c.queue, c.enqueued_at, e.t)
             assert qualified(self.center, a.cfg, c, c.ring), f"{a.id} not qualified for {c.id} at ring {c.ring}"
             if c.restrict_to is not None:
@@ -306,7 +307,7 @@ class RouterMachine(RuleBasedStateMachine):
                     or x.priority != c.priority or x.requirements != c.requirements):
                 continue
             if (x.enqueued_at, x.seq) < (c.enqueued_at, c.seq) and may_take(
-                    self.center, a, x, self.missed.get(x.id, set()), capacity=False):
+                    self.center, a, x, self.skipped(x.id, t), capacity=False):
                 raise AssertionError(f"{c.id} (age {c.enqueued_at}) offered to {a.id} before older {x.id} "
                                      f"(age {x.enqueued_at}) of the same class")
 
@@ -315,7 +316,7 @@ class RouterMachine(RuleBasedStateMachine):
         (equal within 1e-9 counts as equal), then oldest, then first arrived."""
         mine = effective_priority(self.center, c, t)
         for x in self.shadow.iter_contacts((ContactState.QUEUED,)):
-            if x is c or not may_take(self.center, a, x, self.missed.get(x.id, set())):
+            if x is c or not may_take(self.center, a, x, self.skipped(x.id, t)):
                 continue
             theirs = effective_priority(self.center, x, t)
             ahead = theirs > mine + 1e-9 or (
@@ -323,16 +324,20 @@ class RouterMachine(RuleBasedStateMachine):
             assert not ahead, (f"{c.id} (priority {mine:.3f}, age {c.enqueued_at}) offered to {a.id} before "
                                f"{x.id} (priority {theirs:.3f}, age {x.enqueued_at})")
 
+    def skipped(self, contact: str, t: float) -> set[str]:
+        """Agents who missed `contact` and are still skipped for it at `t` (center.decline_retry_s)."""
+        return {a for a, until in self.missed.get(contact, {}).items() if until > t}
+
     def track(self, e: Event) -> None:
         """The test's own record of misses and agent restrictions (before the shadow applies e)."""
         kind = e.kind
         if kind == "OfferMissed":
-            self.missed.setdefault(e.contact, set()).add(e.agent)
+            self.missed.setdefault(e.contact, {})[e.agent] = e.t + self.center.decline_retry_s
         elif kind in ("ContactAnswered", "ContactTransferred"):
             self.missed.pop(e.contact, None)
         elif kind == "AgentReady" and self.shadow.agents[e.agent].presence is not Presence.READY:
             for who in self.missed.values():
-                who.discard(e.agent)
+                who.pop(e.agent, None)
         if kind == "ContactQueued":
             self.requested[e.contact] = e.preferred_agent
         elif kind == "ContactTransferred":
@@ -519,7 +524,7 @@ class RouterMachine(RuleBasedStateMachine):
         r = self.router
         for c in r.iter_contacts((ContactState.QUEUED,)):
             for a in r.agents.values():
-                assert not may_take(self.center, a, c, self.missed.get(c.id, set())), \
+                assert not may_take(self.center, a, c, self.skipped(c.id, r.now)), \
                     f"{c.id} waits while {a.id} could take it"
 
     @invariant()
@@ -571,7 +576,7 @@ class RouterMachine(RuleBasedStateMachine):
         for cid, c in r.contacts.items():
             assert c.enqueued_at == self.age[cid], f"{cid} changed age"
             if s_waiting(c):
-                assert c.declined_by == self.missed.get(cid, set()), f"{cid} declined_by {c.declined_by}"
+                assert c.declined_by == self.missed.get(cid, {}), f"{cid} declined_by {c.declined_by}"
             s = c.state
             if s is ContactState.QUEUED:
                 assert live.get(cid) == 1 and waiting.get(cid) == c.queue and cid not in holders
