@@ -16,21 +16,59 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import os
 import re
 import secrets
 import threading
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, time, timezone
+from datetime import datetime, time
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Sequence, cast
+from typing import Any, AsyncIterator, Callable, Iterable, Sequence, cast
 
 from sqlalchemy import Connection, Row, Select, Table, and_, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cti.business_days import BusinessCalendar
+from cti.case_values import (  # re-exported: callers import the vocabulary from here too
+    AGE_BUCKETS,
+    Actor,
+    AgeingRow,
+    ApprovalRequired,
+    Attachment,
+    Case,
+    CaseDetail,
+    CaseDraft,
+    CaseError,
+    CaseInputError,
+    CaseQuery,
+    ChannelNotAllowed,
+    HistoryEntry,
+    InvalidTransition,
+    Location,
+    MAX_DESCRIPTION,
+    MAX_NOTE,
+    MAX_PHOTO_BYTES,
+    Note,
+    OPEN_STATUSES,
+    PhotoRejected,
+    REFERENCE_PREFIX,
+    Resident,
+    ResidentDraft,
+    SUPERVISOR_MOVES,
+    TRANSITIONS,
+    UnknownCase,
+    UnknownResident,
+    UnknownService,
+    as_utc,
+    clean_text,
+    format_reference,
+    normalise_email,
+    normalise_phone,
+    parse_reference,
+    safe_filename,
+    sniff_photo,
+    utcnow,
+)
 from cti.catalogue import CHANNELS, Catalogue, Service
 from engine.store.db import Database
 from engine.store.models import (
@@ -44,6 +82,52 @@ from engine.store.models import (
     ResidentRow,
 )
 
+__all__ = [
+    "AGE_BUCKETS",
+    "Actor",
+    "AgeingRow",
+    "ApprovalRequired",
+    "Attachment",
+    "Case",
+    "CaseDetail",
+    "CaseDraft",
+    "CaseError",
+    "CaseInputError",
+    "CaseQuery",
+    "ChannelNotAllowed",
+    "HistoryEntry",
+    "InvalidTransition",
+    "Location",
+    "MAX_DESCRIPTION",
+    "MAX_NOTE",
+    "MAX_PHOTO_BYTES",
+    "Note",
+    "OPEN_STATUSES",
+    "PhotoRejected",
+    "REFERENCE_PREFIX",
+    "Resident",
+    "ResidentDraft",
+    "SUPERVISOR_MOVES",
+    "TRANSITIONS",
+    "UnknownCase",
+    "UnknownResident",
+    "UnknownService",
+    "as_utc",
+    "clean_text",
+    "format_reference",
+    "normalise_email",
+    "normalise_phone",
+    "parse_reference",
+    "safe_filename",
+    "sniff_photo",
+    "utcnow",
+    "CaseStore",
+    "DEFAULT_CATALOGUE",
+    "catalogue_path",
+    "for_app",
+    "lifespan",
+]
+
 _residents = cast(Table, ResidentRow.__table__)
 _contacts = cast(Table, ResidentContactRow.__table__)
 _sequences = cast(Table, CaseSequenceRow.__table__)
@@ -52,374 +136,11 @@ _history = cast(Table, CaseEventRow.__table__)
 _notes = cast(Table, CaseNoteRow.__table__)
 _attachments = cast(Table, CaseAttachmentRow.__table__)
 
-REFERENCE_PREFIX = "SR"
-_REFERENCE = re.compile(r"^\s*SR-?(\d{4})-?(\d{1,9})\s*$", re.IGNORECASE)
-MAX_DESCRIPTION = 4000  # Open311's limit, kept for every channel
-MAX_NOTE = 10_000
-MAX_PHOTO_BYTES = 10 * 1024 * 1024
-OPEN_STATUSES = tuple(s for s in CASE_STATUSES if s != "closed")
-
-# status -> statuses it may move to; the supervisor-only moves are listed apart
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "new": frozenset({"acknowledged"}),
-    "acknowledged": frozenset({"in_progress", "pending_approval"}),
-    "in_progress": frozenset({"pending_approval"}),
-    "pending_approval": frozenset({"closed", "in_progress"}),
-    "closed": frozenset({"in_progress"}),
-}
-SUPERVISOR_MOVES = frozenset({("pending_approval", "closed"), ("pending_approval", "in_progress"),
-                              ("closed", "in_progress")})
-
-# what a photo's first bytes say it is (the declared Content-Type is not trusted)
-_PHOTO_MAGIC: tuple[tuple[bytes, int, str, str], ...] = (
-    (b"\xff\xd8\xff", 0, "image/jpeg", ".jpg"),
-    (b"\x89PNG\r\n\x1a\n", 0, "image/png", ".png"),
-    (b"GIF87a", 0, "image/gif", ".gif"),
-    (b"GIF89a", 0, "image/gif", ".gif"),
-    (b"ftypheic", 4, "image/heic", ".heic"),
-    (b"ftypheix", 4, "image/heic", ".heic"),
-    (b"ftypmif1", 4, "image/heif", ".heif"),
-)
-_ACTORS = ("user", "apikey", "system")
-
-
-# --- errors ------------------------------------------------------------------------------------------
-
-class CaseError(Exception):
-    """Base of the case store's refusals; `code` is a stable slug for API problem types."""
-
-    code = "case-error"
-
-
-class CaseInputError(CaseError):
-    """The request is malformed: `problems` holds (field, message) for every bad field. Nothing stored."""
-
-    code = "invalid-case"
-
-    def __init__(self, problems: Sequence[tuple[str, str]]):
-        self.problems = list(problems)
-        super().__init__("; ".join(f"{f}: {m}" for f, m in self.problems))
-
-
-class UnknownService(CaseInputError):
-    code = "unknown-service"
-
-
-class ChannelNotAllowed(CaseInputError):
-    code = "channel-not-allowed"
-
-
-class UnknownCase(CaseError):
-    code = "unknown-case"
-
-
-class UnknownResident(CaseError):
-    code = "unknown-resident"
-
-
-class InvalidTransition(CaseError):
-    code = "invalid-transition"
-
-
-class ApprovalRequired(CaseError):
-    """The move needs a supervisor (approving a closing, sending it back, reopening)."""
-
-    code = "supervisor-required"
-
-
-class PhotoRejected(CaseError):
-    """`status` is 413 (too large) or 415 (not a photo) or 422 (empty)."""
-
-    code = "photo-rejected"
-
-    def __init__(self, status: int, message: str):
-        self.status = status
-        super().__init__(message)
-
-
-# --- values in ---------------------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who makes a change: a signed-in user (with their role), an API key, or the system."""
-
-    name: str
-    kind: str = "user"
-    role: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in _ACTORS:
-            raise ValueError(f"actor kind must be one of {_ACTORS}")
-
-    @property
-    def label(self) -> str:
-        return self.name if self.kind == "user" else f"{self.kind}:{self.name}"
-
-    @property
-    def is_supervisor(self) -> bool:
-        return self.kind == "user" and self.role in ("supervisor", "admin")
-
-
-@dataclass(frozen=True, slots=True)
-class Location:
-    address: str | None = None
-    address_id: str | None = None
-    zipcode: str | None = None
-    lat: float | None = None
-    long: float | None = None
-
-    @property
-    def given(self) -> bool:
-        return self.lat is not None or bool(self.address) or bool(self.address_id)
-
-    def problems(self) -> list[tuple[str, str]]:
-        out: list[tuple[str, str]] = []
-        if (self.lat is None) != (self.long is None):
-            out.append(("lat" if self.lat is None else "long", "lat and long must be sent together"))
-        if self.lat is not None and not (math.isfinite(self.lat) and -90 <= self.lat <= 90):
-            out.append(("lat", f"latitude must be between -90 and 90, got {self.lat}"))
-        if self.long is not None and not (math.isfinite(self.long) and -180 <= self.long <= 180):
-            out.append(("long", f"longitude must be between -180 and 180, got {self.long}"))
-        for name, value, limit in (("address", self.address, 300), ("address_id", self.address_id, 100),
-                                   ("zipcode", self.zipcode, 20)):
-            if value is not None and len(value) > limit:
-                out.append((name, f"must be at most {limit} characters"))
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class ResidentDraft:
-    first_name: str | None = None
-    last_name: str | None = None
-    phones: tuple[str, ...] = ()
-    emails: tuple[str, ...] = ()
-    address: str | None = None
-    language: str | None = None
-
-    def problems(self, prefix: str = "resident") -> list[tuple[str, str]]:
-        out: list[tuple[str, str]] = []
-        for name, value, limit in (("first_name", self.first_name, 100), ("last_name", self.last_name, 100),
-                                   ("address", self.address, 300), ("language", self.language, 20)):
-            if value is not None and len(value) > limit:
-                out.append((f"{prefix}.{name}", f"must be at most {limit} characters"))
-        for i, phone in enumerate(self.phones):
-            if normalise_phone(phone) is None:
-                out.append((f"{prefix}.phones.{i}", f"{phone!r} is not a phone number"))
-        for i, email in enumerate(self.emails):
-            if normalise_email(email) is None:
-                out.append((f"{prefix}.emails.{i}", f"{email!r} is not an e-mail address"))
-        if not (self.first_name or self.last_name or self.phones or self.emails):
-            out.append((prefix, "give at least a name, a phone number or an e-mail address"))
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class CaseDraft:
-    """A case to file. `attributes` maps an attribute code to the submitted strings (Open311 style)."""
-
-    service_code: str
-    channel: str
-    description: str | None = None
-    location: Location = Location()
-    resident_id: int | None = None
-    resident: ResidentDraft | None = None
-    on_behalf_of: str | None = None
-    on_behalf_role: str | None = None
-    attributes: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    contact_id: str | None = None
-    media_url: str | None = None
-    requester: Mapping[str, str] = field(default_factory=dict)
-    acknowledge: bool = True  # tell the resident the reference and expected date now
-    source: str = "desk"
-    location_required: bool = False  # Open311 always needs one; otherwise the service decides
-
-
-@dataclass(frozen=True, slots=True)
-class CaseQuery:
-    references: tuple[str, ...] = ()
-    statuses: tuple[str, ...] = ()
-    service_codes: tuple[str, ...] = ()
-    department: str | None = None
-    channel: str | None = None
-    resident_id: int | None = None
-    requested_from: datetime | None = None
-    requested_to: datetime | None = None
-    overdue: bool | None = None
-    source: str | None = None
-
-
-# --- values out --------------------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class Resident:
-    id: int
-    first_name: str | None
-    last_name: str | None
-    phones: tuple[str, ...]
-    emails: tuple[str, ...]
-    address: str | None
-    language: str | None
-    created_at: datetime
-
-    @property
-    def name(self) -> str:
-        return " ".join(p for p in (self.first_name, self.last_name) if p)
-
-
-@dataclass(frozen=True, slots=True)
-class Case:
-    id: int
-    reference: str
-    service_code: str
-    service_name: str
-    department: str
-    department_name: str
-    status: str
-    priority: str
-    channel: str
-    source: str
-    filed_by: str
-    on_behalf_of: str | None
-    on_behalf_role: str | None
-    resident_id: int | None
-    contact_id: str | None
-    description: str | None
-    location: Location
-    media_url: str | None
-    attributes: dict[str, Any]
-    requester: dict[str, Any]
-    token: str | None
-    status_notes: str | None
-    service_notice: str | None
-    requested_at: datetime
-    updated_at: datetime
-    expected_at: datetime
-    acknowledged_at: datetime | None
-    closed_at: datetime | None
-
-    @property
-    def is_open(self) -> bool:
-        return self.status != "closed"
-
-    @property
-    def open311_status(self) -> str:
-        return "closed" if self.status == "closed" else "open"
-
-
-@dataclass(frozen=True, slots=True)
-class Note:
-    id: int
-    author: str
-    body: str
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Attachment:
-    id: int
-    filename: str
-    content_type: str
-    size: int
-    sha256: str
-    uploaded_by: str
-    created_at: datetime
-    path: str  # relative to the attachments folder
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    from_status: str | None
-    to_status: str | None
-    detail: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class CaseDetail:
-    case: Case
-    resident: Resident | None
-    notes: tuple[Note, ...]
-    attachments: tuple[Attachment, ...]
-    history: tuple[HistoryEntry, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class AgeingRow:
-    department: str
-    department_name: str
-    service_code: str
-    service_name: str
-    open: int
-    by_status: dict[str, int]
-    buckets: dict[str, int]  # business days open: "0-2", "3-5", "6-10", "11-20", "21+"
-    overdue: int
-    oldest_days: int
-    mean_days: float
-
-
-AGE_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
-    ("0-2", 0, 2), ("3-5", 3, 5), ("6-10", 6, 10), ("11-20", 11, 20), ("21+", 21, None))
-
-
-# --- normalising -------------------------------------------------------------------------------------
-
-def normalise_phone(raw: str) -> str | None:
-    """E.164 (`+19055550123`); 10-digit numbers are North American. None if it is not a phone number."""
-    text = raw.strip()
-    if not text or re.search(r"[A-Za-z]", text) or not re.fullmatch(r"[+\d\s().\-/]+", text):
-        return None
-    digits = re.sub(r"\D", "", text)
-    if text.startswith("+"):
-        return f"+{digits}" if 8 <= len(digits) <= 15 else None
-    if len(digits) == 10:
-        return f"+1{digits}"
-    if len(digits) == 11 and digits.startswith("1"):
-        return f"+{digits}"
-    return None
-
-
-_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
-
-
-def normalise_email(raw: str) -> str | None:
-    text = raw.strip().lower()
-    return text if len(text) <= 320 and _EMAIL.match(text) else None
-
-
-def format_reference(year: int, number: int) -> str:
-    return f"{REFERENCE_PREFIX}-{year:04d}-{number:06d}"
-
-
-def parse_reference(text: str) -> str | None:
-    """The canonical form of a reference as a person may type or say it (`sr-2026-123`), or None."""
-    m = _REFERENCE.match(text)
-    return format_reference(int(m.group(1)), int(m.group(2))) if m else None
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _clean(text: str | None) -> str | None:
-    """Empty means absent (Open311: a null parameter is the same as a missing one)."""
-    if text is None:
-        return None
-    text = text.strip()
-    return text or None
-
-
 # --- the store ---------------------------------------------------------------------------------------
 
 class CaseStore:
     def __init__(self, db: Database, catalogue: Catalogue, calendar: BusinessCalendar, *,
-                 attachments_dir: Path, clock: Callable[[], datetime] = _utcnow,
+                 attachments_dir: Path, clock: Callable[[], datetime] = utcnow,
                  max_photo_bytes: int = MAX_PHOTO_BYTES):
         self.db = db
         self.catalogue = catalogue
@@ -485,11 +206,11 @@ class CaseStore:
                 "reference": format_reference(year, number), "service_code": service.code,
                 "department": service.department, "status": status, "priority": service.priority,
                 "channel": draft.channel, "source": draft.source, "filed_by": actor.label,
-                "on_behalf_of": _clean(draft.on_behalf_of), "on_behalf_role": _clean(draft.on_behalf_role),
-                "resident_id": resident_id, "contact_id": _clean(draft.contact_id),
-                "description": _clean(draft.description), "address": _clean(loc.address),
-                "address_id": _clean(loc.address_id), "zipcode": _clean(loc.zipcode),
-                "latitude": loc.lat, "longitude": loc.long, "media_url": _clean(draft.media_url),
+                "on_behalf_of": clean_text(draft.on_behalf_of), "on_behalf_role": clean_text(draft.on_behalf_role),
+                "resident_id": resident_id, "contact_id": clean_text(draft.contact_id),
+                "description": clean_text(draft.description), "address": clean_text(loc.address),
+                "address_id": clean_text(loc.address_id), "zipcode": clean_text(loc.zipcode),
+                "latitude": loc.lat, "longitude": loc.long, "media_url": clean_text(draft.media_url),
                 "attributes": attributes, "requester": dict(draft.requester),
                 "token": secrets.token_urlsafe(12) if draft.source == "open311" else None,
                 "status_notes": None, "requested_at": now, "updated_at": now, "expected_at": expected,
@@ -538,8 +259,8 @@ class CaseStore:
 
     def _insert_resident(self, conn: Connection, r: ResidentDraft, now: datetime) -> int:
         new_id = conn.execute(insert(_residents).returning(_residents.c.id), {
-            "first_name": _clean(r.first_name), "last_name": _clean(r.last_name), "address": _clean(r.address),
-            "language": _clean(r.language), "created_at": now, "updated_at": now}).scalar_one()
+            "first_name": clean_text(r.first_name), "last_name": clean_text(r.last_name), "address": clean_text(r.address),
+            "language": clean_text(r.language), "created_at": now, "updated_at": now}).scalar_one()
         points: dict[tuple[str, str], str] = {}
         for phone in r.phones:
             points.setdefault(("phone", cast(str, normalise_phone(phone))), phone.strip())
@@ -609,7 +330,7 @@ class CaseStore:
             for c in conn.execute(select(_contacts).where(_contacts.c.resident_id.in_(ids)).order_by(_contacts.c.id)):
                 points[c.resident_id][c.kind].append(c.value)
         return [Resident(int(r.id), r.first_name, r.last_name, tuple(points[r.id]["phone"]),
-                         tuple(points[r.id]["email"]), r.address, r.language, _utc(r.created_at)) for r in rows]
+                         tuple(points[r.id]["email"]), r.address, r.language, as_utc(r.created_at)) for r in rows]
 
     # --- reading cases ---------------------------------------------------------------------------
 
@@ -636,11 +357,11 @@ class CaseStore:
             if row.resident_id is not None:
                 r = conn.execute(select(_residents).where(_residents.c.id == row.resident_id)).first()
                 resident = self._residents(conn, [r])[0] if r is not None else None
-            notes = tuple(Note(int(n.id), n.author, n.body, _utc(n.created_at)) for n in conn.execute(
+            notes = tuple(Note(int(n.id), n.author, n.body, as_utc(n.created_at)) for n in conn.execute(
                 select(_notes).where(_notes.c.case_id == row.id).order_by(_notes.c.id)))
             attachments = tuple(_attachment(a) for a in conn.execute(
                 select(_attachments).where(_attachments.c.case_id == row.id).order_by(_attachments.c.id)))
-            history = tuple(HistoryEntry(int(h.id), _utc(h.at), h.actor, h.action, h.from_status, h.to_status,
+            history = tuple(HistoryEntry(int(h.id), as_utc(h.at), h.actor, h.action, h.from_status, h.to_status,
                                          dict(h.detail or {})) for h in conn.execute(
                 select(_history).where(_history.c.case_id == row.id).order_by(_history.c.id)))
         return CaseDetail(self._case(row), resident, notes, attachments, history)
@@ -687,9 +408,9 @@ class CaseStore:
         if query.resident_id is not None:
             q = q.where(_cases.c.resident_id == query.resident_id)
         if query.requested_from is not None:
-            q = q.where(_cases.c.requested_at >= _utc(query.requested_from))
+            q = q.where(_cases.c.requested_at >= as_utc(query.requested_from))
         if query.requested_to is not None:
-            q = q.where(_cases.c.requested_at <= _utc(query.requested_to))
+            q = q.where(_cases.c.requested_at <= as_utc(query.requested_to))
         if query.overdue is not None:
             late = and_(_cases.c.status != "closed", _cases.c.expected_at < self.clock())
             q = q.where(late if query.overdue else ~late)
@@ -700,7 +421,7 @@ class CaseStore:
     def change_status(self, reference: str, to: str, actor: Actor, note: str | None = None) -> Case:
         if to not in CASE_STATUSES:
             raise CaseInputError([("status", f"unknown status {to!r} (one of: {', '.join(CASE_STATUSES)})")])
-        note = _clean(note)
+        note = clean_text(note)
         if note is not None and len(note) > MAX_NOTE:
             raise CaseInputError([("note", f"must be at most {MAX_NOTE} characters")])
         now = self.clock()
@@ -749,7 +470,7 @@ class CaseStore:
         if kind is None:
             raise PhotoRejected(415, "not a photo: send JPEG, PNG, GIF, WebP or HEIC")
         content_type, ext = kind
-        name = _safe_filename(filename) or f"photo{ext}"
+        name = safe_filename(filename) or f"photo{ext}"
         case = self.get(reference)
         if case is None:
             raise UnknownCase(f"no case {reference!r}")
@@ -815,9 +536,9 @@ class CaseStore:
         groups: dict[tuple[str, str], list[tuple[str, int, bool]]] = {}
         with self.db.read() as conn:
             for r in conn.execute(q):
-                age = self.calendar.age(_utc(r.requested_at), now)
+                age = self.calendar.age(as_utc(r.requested_at), now)
                 groups.setdefault((r.department, r.service_code), []).append(
-                    (r.status, age, _utc(r.expected_at) < now))
+                    (r.status, age, as_utc(r.expected_at) < now))
         out = []
         for (dept, code), items in sorted(groups.items()):
             service = self.catalogue.get(code)
@@ -834,7 +555,7 @@ class CaseStore:
 
     def _case(self, r: Row[Any]) -> Case:
         service = self.catalogue.get(r.service_code)
-        expected = _utc(r.expected_at)
+        expected = as_utc(r.expected_at)
         notice = None
         if service is not None:
             due = expected.astimezone(self.calendar.tz)
@@ -850,30 +571,14 @@ class CaseStore:
             location=Location(r.address, r.address_id, r.zipcode, r.latitude, r.longitude),
             media_url=r.media_url, attributes=dict(r.attributes or {}), requester=dict(r.requester or {}),
             token=r.token, status_notes=r.status_notes, service_notice=notice,
-            requested_at=_utc(r.requested_at), updated_at=_utc(r.updated_at), expected_at=expected,
-            acknowledged_at=_utc(r.acknowledged_at) if r.acknowledged_at else None,
-            closed_at=_utc(r.closed_at) if r.closed_at else None)
+            requested_at=as_utc(r.requested_at), updated_at=as_utc(r.updated_at), expected_at=expected,
+            acknowledged_at=as_utc(r.acknowledged_at) if r.acknowledged_at else None,
+            closed_at=as_utc(r.closed_at) if r.closed_at else None)
 
 
 def _attachment(r: Row[Any]) -> Attachment:
     return Attachment(int(r.id), r.filename, r.content_type, int(r.size), r.sha256, r.uploaded_by,
-                      _utc(r.created_at), r.path)
-
-
-def sniff_photo(data: bytes) -> tuple[str, str] | None:
-    """(content type, extension) from a photo's first bytes, or None if it is not a photo we take."""
-    for magic, offset, content_type, ext in _PHOTO_MAGIC:
-        if data[offset:offset + len(magic)] == magic:
-            return content_type, ext
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp", ".webp"
-    return None
-
-
-def _safe_filename(name: str) -> str:
-    base = re.split(r"[\\/]", name or "")[-1]
-    base = re.sub(r"[\x00-\x1f\x7f]", "", base).strip().lstrip(".")
-    return base[:255]
+                      as_utc(r.created_at), r.path)
 
 
 # --- assembly ----------------------------------------------------------------------------------------

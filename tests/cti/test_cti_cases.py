@@ -7,20 +7,16 @@ these tests fail and say so. The fixtures follow tests/engine/conftest.py (a fre
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import shutil
 import threading
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 from cti.business_days import BusinessCalendar
 from cti.cases import (
@@ -45,9 +41,9 @@ from cti.catalogue import Catalogue
 from engine.app import create_app
 from engine.configfile import ConfigFileError, load_file
 from engine.settings import Settings
-from engine.store.db import masked, normalize_url
 from engine.store.models import Base
 from engine.store.store import Store
+from testsupport import fresh_schema
 
 REPO = Path(__file__).resolve().parents[2]
 PG_DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -61,41 +57,6 @@ SAM = Actor("sam", "user", "supervisor")
 
 
 # --- database fixtures (shared with test_cti_open311.py) -------------------------------------------------
-
-@pytest.fixture(scope="session")
-def pg_server_url() -> str:
-    url = normalize_url(os.environ.get("SWITCHBOARD_TEST_POSTGRES_URL") or PG_DEFAULT_URL).render_as_string(
-        hide_password=False)
-    engine = create_engine(url, connect_args={"connect_timeout": 5})
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as error:  # noqa: BLE001 - any failure means the same thing here
-        pytest.fail(f"PostgreSQL is unreachable at {masked(url)} ({type(error).__name__}: {error}). "
-                    "The case store tests need it: start PostgreSQL or set SWITCHBOARD_TEST_POSTGRES_URL.",
-                    pytrace=False)
-    finally:
-        engine.dispose()
-    return url
-
-
-@contextlib.contextmanager
-def fresh_schema(server_url: str) -> Iterator[str]:
-    """A URL whose connections see only a new, empty schema, dropped afterwards."""
-    schema = f"sbcti_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(server_url).update_query_dict({"options": f"-csearch_path={schema}", "application_name": schema})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :n"),
-                         {"n": schema})
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
 
 @pytest.fixture(params=("sqlite", "postgresql"))
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:

@@ -30,7 +30,8 @@ import yaml
 from fastapi import FastAPI
 from georeport import GeoReport
 from sqlalchemy import select
-from test_cti_cases import fresh_schema, pg_server_url, table_counts  # noqa: F401 - shared fixtures
+from test_cti_cases import table_counts
+from testsupport import fresh_schema
 
 from cti.cases import Actor, CaseDraft, CaseStore, Location, ResidentDraft
 from engine.app import create_app
