@@ -7,7 +7,8 @@ timer is the one that counts: its `OfferMissed` cancels the ring; the SIP timer,
 a backstop). Answer -> `accept` and bridge; busy or a failed station -> `reject` (RONA, next agent);
 caller hang-up before an agent answered -> `abandon` (cancelling a ringing station); either side's BYE
 once connected -> hang up the other leg and `end` (wrap-up follows). A transfer or requeue by the API
-drops the agent leg and the caller waits (with comfort audio) for the next offer.
+drops the agent leg and the caller waits (with comfort audio) for the next offer. Hold, consult (warm
+transfer), conference and transfers to outside numbers: incall.py.
 
 Every handler for one call runs under that call's lock, so a leg's events and the ACD's events for the
 same contact never interleave. The call table (leg -> call) empties when the last leg of a call ends.
@@ -25,25 +26,36 @@ from typing import Any
 
 from acd import errors as acd_errors
 from acd.events import (
+    CallbackRequested,
     ContactAbandoned,
     ContactEnded,
+    ContactHeld,
     ContactOffered,
+    ContactResumed,
     ContactTransferred,
     OfferMissed,
 )
 from acd.model import Channel, ContactSpec
 from engine.core import Committed, Core, EngineUnavailable
+from engine.telephony.incall import InCallFeatures
 from engine.telephony.protocol import Admission, HangupCause, Leg, Telephony
 
 log = logging.getLogger("switchboard.calls")
 
+ARI_COMFORT = "sound:queue-periodic-announce"  # Asterisk core sound: "...please wait for the next available..."
 RING_GRACE_S = 2.0  # the SIP ring timer outlives the ACD's offer timeout by this much
+
+
+def new_leg_id(prefix: str) -> str:
+    """A leg id chosen before the originate request (usable as an ARI channel id too)."""
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
 
 
 class CallState(StrEnum):
     QUEUED = "queued"  # answered, comfort audio, waiting for an offer
     RINGING = "ringing"  # an agent's station is ringing
-    CONNECTED = "connected"  # caller and agent bridged
+    CONNECTED = "connected"  # caller and agent bridged (and maybe a third party: see incall.py)
+    HANDED_OFF = "handed_off"  # the contact is over; the caller talks on with an outside line
     ENDED = "ended"  # the contact is over; legs may still be hanging up
 
 
@@ -58,10 +70,17 @@ class VoiceCall:
     agent: str | None = None
     agent_leg: str | None = None
     bridge: str | None = None
+    held: bool = False  # the caller is on hold (hold audio, out of the bridge)
+    third_leg: str | None = None  # a consulted / conferenced / transferred-to party (incall.py)
+    third_agent: str | None = None
+    third_number: str | None = None
+    third_purpose: str | None = None  # "consult" | "conference" | "transfer"
+    third_up: bool = False
+    outside_leg: str | None = None  # HANDED_OFF: the outside line the caller talks to
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-class CallController:
+class CallController(InCallFeatures):
     """Implements `CallEvents` for a `Telephony` back end and follows the ACD's committed events."""
 
     def __init__(self, core: Core, telephony: Telephony, *, numbers: Callable[[], dict[str, str]],
@@ -76,6 +95,8 @@ class CallController:
         self._acd_events: asyncio.Queue[Any] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.dtmf_listeners: list[Callable[[str, str, str], None]] = []  # (contact, leg, digit): the IVR
+        self.outbound: Any = None  # outbound.OutboundDialer: gets the events of the legs it originated
 
     # ------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -140,9 +161,14 @@ class CallController:
     async def answered(self, leg_id: str) -> None:
         call = self.legs.get(leg_id)
         if call is None:
+            if self.outbound is not None and self.outbound.owns(leg_id):  # click-to-dial / callback leg
+                return await self.outbound.answered(leg_id)  # type: ignore[no-any-return]
             await self.telephony.hangup(leg_id)
             return
         async with call.lock:
+            if leg_id == call.third_leg and call.state is CallState.CONNECTED:
+                await self._third_answered(call, leg_id)
+                return
             if call.agent_leg != leg_id or call.state is not CallState.RINGING or call.agent is None:
                 await self._hangup(leg_id, HangupCause.NORMAL)  # a station answered too late
                 return
@@ -163,6 +189,8 @@ class CallController:
     async def ended(self, leg_id: str, cause: HangupCause, sip_code: int | None = None) -> None:
         call = self.legs.get(leg_id)
         if call is None:
+            if self.outbound is not None and self.outbound.owns(leg_id):
+                await self.outbound.ended(leg_id, cause, sip_code)
             return
         async with call.lock:
             self.legs.pop(leg_id, None)
@@ -170,16 +198,34 @@ class CallController:
                 await self._caller_gone(call)
             elif leg_id == call.agent_leg:
                 await self._agent_leg_gone(call, cause)
+            elif leg_id == call.third_leg:
+                await self._third_gone(call, cause)
+            elif leg_id == call.outside_leg:
+                call.outside_leg = None
+                if call.caller_up:
+                    await self._hangup(call.caller_leg, HangupCause.NORMAL)
             self._maybe_forget(call)
 
     async def dtmf(self, leg_id: str, digit: str) -> None:
-        log.info("dtmf", extra={"leg": leg_id, "digit": digit})  # the IVR issue consumes these
+        call = self.legs.get(leg_id)
+        log.info("dtmf", extra={"leg": leg_id, "digit": digit})
+        for listener in list(self.dtmf_listeners):
+            listener(call.contact if call is not None else "", leg_id, digit)
 
     # ------------------------------------------------------------------------------------------
     # leg endings (under the call's lock)
     async def _caller_gone(self, call: VoiceCall) -> None:
         call.caller_up = False
         call.comfort = None  # its player went with the leg
+        if call.state is CallState.HANDED_OFF:
+            if call.outside_leg is not None:
+                await self._hangup(call.outside_leg, HangupCause.NORMAL)
+            return
+        if call.state is CallState.CONNECTED and call.third_up and call.third_purpose == "conference" \
+                and call.agent_leg is not None:
+            return  # the agent and the third party talk on; the contact ends when one more leaves
+        if call.state is CallState.CONNECTED:
+            await self._drop_third(call)
         if call.state in (CallState.QUEUED, CallState.RINGING):
             if call.agent_leg is not None:
                 await self._hangup(call.agent_leg, HangupCause.CANCELLED)
@@ -200,7 +246,11 @@ class CallController:
             if cause is not HangupCause.CANCELLED:
                 # the contact may have timed out already (OfferMissed crossing the station's answer)
                 await self._acd(lambda r, now: r.reject(call.contact, agent, now, reason=reason))
+        elif call.state is CallState.CONNECTED and call.third_up and call.caller_up:
+            # the agent left a consult or conference: the third party takes the caller over
+            await self._quiet(self._hand_over(call))
         elif call.state is CallState.CONNECTED:
+            await self._drop_third(call)
             call.state = CallState.ENDED
             await self._hangup(call.caller_leg, HangupCause.NORMAL)
             await self._acd(lambda r, now: r.end(call.contact, now))
@@ -224,9 +274,21 @@ class CallController:
 
     async def _on_acd_event(self, call: VoiceCall, event: Any) -> None:
         async with call.lock:
-            if call.state is CallState.ENDED:
+            if call.state in (CallState.ENDED, CallState.HANDED_OFF):
                 return
-            if isinstance(event, ContactOffered):
+            if isinstance(event, CallbackRequested):
+                # the caller keeps their place and hangs up: the outbound dialer calls them back
+                call.state = CallState.ENDED
+                for leg in (call.agent_leg, call.caller_leg):
+                    if leg is not None:
+                        await self._hangup(leg, HangupCause.NORMAL)
+            elif isinstance(event, ContactHeld):
+                if call.state is CallState.CONNECTED:
+                    await self._hold_caller(call)
+            elif isinstance(event, ContactResumed):
+                if call.state is CallState.CONNECTED:
+                    await self._resume_caller(call)
+            elif isinstance(event, ContactOffered):
                 await self._ring(call, event)
             elif isinstance(event, OfferMissed):
                 if call.state is CallState.RINGING and call.agent == event.agent and call.agent_leg:
@@ -235,6 +297,8 @@ class CallController:
                     self.legs.pop(leg, None)  # its ending is ours: nothing to tell the ACD
                     await self._hangup(leg, HangupCause.CANCELLED)
             elif isinstance(event, ContactTransferred):
+                await self._drop_third(call)
+                await self._resume_caller(call)
                 if call.state in (CallState.CONNECTED, CallState.RINGING) and call.agent_leg:
                     leg, call.agent_leg, call.agent = call.agent_leg, None, None
                     self.legs.pop(leg, None)
@@ -247,6 +311,7 @@ class CallController:
                     await self._start_comfort(call)
             elif isinstance(event, (ContactEnded, ContactAbandoned)):
                 # ended or abandoned through the API (the agent's desktop): hang up what is left
+                await self._drop_third(call)
                 call.state = CallState.ENDED
                 for leg in (call.agent_leg, call.caller_leg):
                     if leg is not None and leg in self.legs:
@@ -262,17 +327,18 @@ class CallController:
             await self._acd(lambda r, now: r.reject(call.contact, offer.agent, now, reason="rejected"))
             return
         timeout = max(1.0, offer.deadline - self.core.clock()) + RING_GRACE_S
-        call.state, call.agent = CallState.RINGING, offer.agent
+        leg = new_leg_id("ring")
+        call.state, call.agent, call.agent_leg = CallState.RINGING, offer.agent, leg
+        self.legs[leg] = call  # before the request: the back end's events for the leg may beat its reply
         try:
-            leg = await self.telephony.originate(station, caller_id=self._caller_id(call), timeout_s=timeout)
+            await self.telephony.originate(station, caller_id=self._caller_id(call), timeout_s=timeout, leg_id=leg)
         except Exception as exc:
             log.warning("station unreachable", extra={"agent": offer.agent, "error": str(exc)})
-            call.state, call.agent = CallState.QUEUED, None
+            self.legs.pop(leg, None)
+            if call.agent_leg == leg:
+                call.state, call.agent, call.agent_leg = CallState.QUEUED, None, None
             await self._acd(lambda r, now: r.reject(call.contact, offer.agent, now, reason="rejected"))
             return
-        if call.agent == offer.agent and call.state is CallState.RINGING and call.agent_leg is None:
-            call.agent_leg = leg
-            self.legs[leg] = call
         log.info("ringing station", extra={"contact": call.contact, "agent": offer.agent, "leg": leg})
 
     # ------------------------------------------------------------------------------------------
@@ -311,7 +377,8 @@ class CallController:
             log.error("acd command lost: engine unavailable", extra={"error": str(exc)})
 
     def _maybe_forget(self, call: VoiceCall) -> None:
-        live = [leg for leg in (call.caller_leg, call.agent_leg) if leg is not None and leg in self.legs]
+        live = [leg for leg in (call.caller_leg, call.agent_leg, call.third_leg, call.outside_leg)
+                if leg is not None and leg in self.legs]
         if not call.caller_up and not live:
             self._drop(call)
 
@@ -332,26 +399,37 @@ class CallController:
 
 
 async def start_voice(app: Any) -> CallController | None:
-    """Assembly for `engine/app.py`: the embedded SIP back end and its controller, started.
+    """Assembly for `engine/app.py`: the telephony back end (embedded SIP, or Asterisk ARI when
+    `SWITCHBOARD_TELEPHONY=ari`) and its controller, started.
 
     If SIP cannot start (the port is taken) the engine still serves its API and other channels: the
     failure is logged as an error and None comes back."""
+    from engine.telephony.outbound import start_outbound
     from engine.telephony.sip_pjsua2 import PjsuaTelephony
     from engine.telephony.tonegen import comfort_audio, hold_audio
 
     settings = app.state.settings
     media = settings.data_dir / "media"
-    telephony = PjsuaTelephony(host=settings.sip_host, port=settings.sip_port,
-                               rtp_port_start=settings.rtp_port_start, max_legs=settings.max_calls * 2 + 16)
+    telephony: Any
+    if getattr(settings, "telephony", "embedded") == "ari":  # SWITCHBOARD_TELEPHONY=ari: media on Asterisk
+        from engine.telephony.ari import AriTelephony
+
+        # Asterisk plays its own sounds: the queue announcement while waiting, its default music on hold
+        telephony, comfort, hold = AriTelephony.from_settings(settings), ARI_COMFORT, None
+    else:
+        telephony = PjsuaTelephony(host=settings.sip_host, port=settings.sip_port,
+                                   rtp_port_start=settings.rtp_port_start, max_legs=settings.max_calls * 2 + 16)
+        comfort, hold = str(comfort_audio(media)), str(hold_audio(media))
     controller = CallController(app.state.core, telephony,
                                 numbers=lambda: dict(app.state.site.engine.numbers),
                                 stations=lambda: app.state.stations,
-                                comfort_audio=str(comfort_audio(media)), hold_audio=str(hold_audio(media)),
+                                comfort_audio=comfort, hold_audio=hold,
                                 max_calls=settings.max_calls)
     try:
         await controller.start()
+        start_outbound(app, controller)  # click-to-dial and callbacks share the back end (outbound.py)
     except Exception as exc:
-        log.error("voice not started: the SIP back end failed", extra={"error": str(exc)})
+        log.error("voice not started: the telephony back end failed", extra={"error": str(exc)})
         await controller.stop()
         return None
     return controller

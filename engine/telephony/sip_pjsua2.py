@@ -38,6 +38,7 @@ _CAUSE_OF_CODE = {486: HangupCause.BUSY, 600: HangupCause.BUSY, 408: HangupCause
 # our hang-up cause -> the final response an unanswered inbound leg gets
 _CODE_OF_CAUSE = {HangupCause.BUSY: 486, HangupCause.REJECTED: 603, HangupCause.UNREACHABLE: 503,
                   HangupCause.NO_ANSWER: 480, HangupCause.CANCELLED: 487, HangupCause.NORMAL: 480}
+_DTMF_IS_END = 1 << 1  # PJMEDIA_STREAM_DTMF_IS_END: the RFC 4733 event's end (sent three times, reported once)
 _REQUEST_URI_USER = re.compile(r"^INVITE\s+sips?:([^@;>\s]+)@", re.IGNORECASE)
 _URI_USER = re.compile(r"sips?:([^@;>\s]+)@")
 
@@ -70,7 +71,14 @@ class _Call(pj.Call):  # type: ignore[misc]
         self.owner._on_media_state(self)
 
     def onDtmfDigit(self, prm: Any) -> None:
-        self.owner._on_dtmf(self, prm.digit)
+        # SIP INFO (application/dtmf-relay) arrives here; RFC 4733 events come to onDtmfEvent, which pjsua
+        # calls instead for them once the application takes events (so each digit is reported once)
+        if prm.method == pj.PJSUA_DTMF_METHOD_SIP_INFO:
+            self.owner._on_dtmf(self, prm.digit)
+
+    def onDtmfEvent(self, prm: Any) -> None:
+        if prm.method == pj.PJSUA_DTMF_METHOD_RFC2833 and prm.flags & _DTMF_IS_END:
+            self.owner._on_dtmf(self, prm.digit)
 
 
 class _Account(pj.Account):  # type: ignore[misc]
@@ -187,6 +195,9 @@ class PjsuaTelephony:
         acfg.mediaConfig.transportConfig.portRange = self.rtp_port_range
         acfg.mediaConfig.transportConfig.boundAddress = self.host
         acfg.mediaConfig.transportConfig.publicAddress = self.host
+        # no re-INVITE to lock one codec when the far end answers with several: a phone or SIPp that does
+        # not answer that re-INVITE kept the call's pjsua slot forever (only PJSUA_MAX_CALLS of them)
+        acfg.mediaConfig.lockCodecEnabled = False
         acc = _Account(self)
         acc.create(acfg, True)
         self._acc = acc
@@ -342,7 +353,9 @@ class PjsuaTelephony:
             self._emit(lambda ev: ev.ended(leg_id, cause, code or None))
 
     def _forget(self, st: _LegState) -> None:
-        self._disconnect_bridge(st)
+        # the ended call's conference port went with it, connections and all: stopping transmissions on its
+        # stale slot here cut the audio of the legs still bridged (a 3-way lost both others), so forget only
+        st.media = None
         for pid in list(st.players):
             self._drop_player(pid)
         for rid in list(st.recorders):
@@ -353,7 +366,8 @@ class PjsuaTelephony:
             members = self._bridges[st.bridge]
             if st.leg.id in members:
                 members.remove(st.leg.id)
-        st.media = None
+            if not members:  # its last leg went: nothing left to destroy later
+                del self._bridges[st.bridge]
         self._legs.pop(st.leg.id, None)
         self._graveyard.append(st.call)  # dropped on the next loop turn, not inside its own callback
         with self._lock:
