@@ -15,7 +15,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.api import admin, agents, auth_routes, contacts, health, queues, users, ws
+from cti import open311
+from cti.bridge import start_bridge
+from cti.connectors.guard import CrmCollector
+from engine.api import admin, agents, auth_routes, calls, cases, contacts, desk, dial, health, kb, queues, users, ws
 from engine.api import problems
 from engine.auth import TokenSigner, load_secret
 from engine.bus import make_bus
@@ -27,6 +30,7 @@ from engine.settings import Settings
 from engine.store import StoreUnavailable
 from engine.store.db import masked
 from engine.store.store import Store
+from engine.web import mount_desk
 
 log = logging.getLogger("switchboard.app")
 
@@ -105,6 +109,7 @@ def create_app(settings: Settings, site: SiteConfig) -> FastAPI:
                  asyncio.create_task(hub.run(), name="hub"),
                  asyncio.create_task(core.run_interval_saver(), name="intervals")]
         app.state.calls = None
+        app.state.cti = await start_bridge(app)  # CTI screen-pops
         if settings.sip_enabled:  # embedded SIP voice (issue 5); `serve --no-sip` leaves it off
             from engine.telephony.calls import start_voice
             app.state.calls = await start_voice(app)
@@ -115,6 +120,7 @@ def create_app(settings: Settings, site: SiteConfig) -> FastAPI:
         finally:
             if app.state.calls is not None:
                 await app.state.calls.stop()
+            await app.state.cti.stop()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -136,13 +142,13 @@ def create_app(settings: Settings, site: SiteConfig) -> FastAPI:
     # tokens are stateless: a disabled user's unexpired token is refused by name (this node's view)
     app.state.disabled_users = set()
     app.state.metrics = Metrics(core)
+    app.state.metrics.registry.register(  # the CRM circuit breaker
+        CrmCollector(lambda: getattr(getattr(app.state, "cti", None), "connector", None)))
     problems.install(app)
-    for module in (auth_routes, agents, queues, contacts, users, admin, ws):
+    for module in (auth_routes, agents, queues, contacts, calls, dial, users, admin, ws, cases, desk, kb):
         app.include_router(module.router, prefix="/api/v1")
-    from cti import open311  # case store + Open311 (issue 6); imports kept here to keep the edit small
-    from engine.api import cases
-    app.include_router(cases.router, prefix="/api/v1")
     app.include_router(open311.router)
+    mount_desk(app)  # the agent desktop at /desk (static files, no build step)
     app.include_router(health.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from acd.config import CENTER_FIELDS, load_center
 from acd.errors import ConfigError
 from acd.model import CenterConfig
+
+if TYPE_CHECKING:
+    from engine.telephony.dialplan import DialPlan
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -53,12 +56,83 @@ class UserSection(_Strict):
     agent: str | None = None
 
 
+class DialPlanSection(_Strict):
+    """Outbound calls (click-to-dial, callbacks, transfers out): the toll-fraud guard, see `dialplan.py`."""
+
+    trunk: str = Field(default="sip:{number}@127.0.0.1:5080", description="SIP URI template of the outside line")
+    caller_id: str = Field(default="", description="number presented on outbound calls (the central number)")
+    allow_categories: list[str] = Field(default_factory=lambda: ["n11", "local", "toll_free"])
+    local_area_codes: list[str] = Field(default_factory=lambda: ["905", "289", "365"])
+    allow: list[str] = Field(default_factory=list, description="extra regexes allowed (normalised digits)")
+    deny: list[str] = Field(default_factory=list, description="regexes always refused")
+    callback_retry_s: float = Field(default=600.0, gt=0,
+                                    description="an unanswered callback is tried again this much later")
+    callback_attempts: int = Field(default=3, ge=1, le=10,
+                                   description="attempts in all before a callback is dropped")
+
+    @field_validator("trunk")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        if not v.startswith(("sip:", "sips:")) or "{number}" not in v:
+            raise ValueError(f"trunk must be a sip: URI with {{number}} in it, got {v!r}")
+        try:
+            v.format(number="311")
+        except (KeyError, IndexError, ValueError) as exc:  # another {placeholder} would fail at dial time
+            what = f"{{{exc.args[0]}}}" if isinstance(exc, KeyError) else str(exc)
+            raise ValueError(f"trunk {v!r}: only {{number}} may be filled in, not {what}") from None
+        return v
+
+    @field_validator("caller_id")
+    @classmethod
+    def _caller_id(cls, v: str) -> str:
+        if v and not re.fullmatch(r"\+?\d{3,15}", v):
+            raise ValueError(f"caller_id must be a phone number (digits, optional leading +), got {v!r}")
+        return v
+
+    @field_validator("allow_categories")
+    @classmethod
+    def _categories(cls, v: list[str]) -> list[str]:
+        from engine.telephony.dialplan import Category
+
+        known = {c.value for c in Category} - {"invalid", "emergency"}
+        for c in v:
+            if c not in known:
+                raise ValueError(f"unknown category {c!r} (one of: {', '.join(sorted(known))})")
+        return v
+
+    @field_validator("local_area_codes")
+    @classmethod
+    def _area_codes(cls, v: list[str]) -> list[str]:
+        for code in v:
+            if not re.fullmatch(r"[2-9]\d\d", str(code)):
+                raise ValueError(f"area code {code!r} must be three digits")
+        return [str(c) for c in v]
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _regexes(cls, v: list[str]) -> list[str]:
+        for pattern in v:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {pattern!r} is not a regular expression: {exc}") from None
+        return v
+
+    def plan(self) -> DialPlan:
+        from engine.telephony.dialplan import Category, DialPlan
+
+        return DialPlan(trunk=self.trunk, allowed=frozenset(Category(c) for c in self.allow_categories),
+                        local_area_codes=tuple(self.local_area_codes), allow=tuple(self.allow),
+                        deny=tuple(self.deny))
+
+
 class EngineSections(_Strict):
     site: SiteSection = SiteSection()
     business_hours: dict[str, list[tuple[str, str]]] = Field(default_factory=dict)
     stations: dict[str, str] = Field(default_factory=dict)  # agent id -> SIP URI of their desk phone
     numbers: dict[str, str] = Field(default_factory=dict)  # dialled number -> queue
     users: list[UserSection] = Field(default_factory=list)
+    dial_plan: DialPlanSection = DialPlanSection()
 
     @field_validator("business_hours")
     @classmethod

@@ -8,7 +8,7 @@ import json
 import uuid
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from acd.model import Channel, ContactSpec, ContactState, SkillRequirement
@@ -75,12 +75,16 @@ class Transfer(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to_queue: str | None = Field(default=None, min_length=1, max_length=64)
     to_agent: str | None = Field(default=None, min_length=1, max_length=64)
+    to_number: str | None = Field(default=None, min_length=1, max_length=32,
+                                  description="a call only: an outside number, through the dial plan")
     note: str = Field(default="", max_length=2000)
 
     @model_validator(mode="after")
     def _somewhere(self) -> "Transfer":
-        if self.to_queue is None and self.to_agent is None:
-            raise ValueError("give to_queue, to_agent or both")
+        if self.to_number is not None and (self.to_queue is not None or self.to_agent is not None):
+            raise ValueError("give to_number alone, or to_queue, to_agent or both")
+        if self.to_queue is None and self.to_agent is None and self.to_number is None:
+            raise ValueError("give to_queue, to_agent or both, or to_number")
         return self
 
 
@@ -210,8 +214,11 @@ async def resume(contact_id: str, p: Principal = Depends(agent_user), c: Core = 
 
 
 @router.post("/{contact_id}/transfer")
-async def transfer(contact_id: str, body: Transfer, p: Principal = Depends(agent_user),
+async def transfer(contact_id: str, body: Transfer, request: Request, p: Principal = Depends(agent_user),
              c: Core = Depends(core)) -> dict[str, Any]:
+    if body.to_number is not None:  # a call handed to an outside line (engine/api/calls.py)
+        from engine.api.calls import start_third_party
+        return await start_third_party(request, c, p, contact_id, "transfer", None, body.to_number, body.note)
     return await _agent_action(contact_id, p, c, "transfer", to_queue=body.to_queue, to_agent=body.to_agent,
                          note=body.note)
 

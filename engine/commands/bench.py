@@ -16,7 +16,7 @@ SCALING_DEFAULT = "100,1000,10000"
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("bench", help="benchmarks (routing, simulate)", description=__doc__,
+    p = sub.add_parser("bench", help="benchmarks (routing, simulate, calls)", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     which = p.add_subparsers(dest="benchmark", metavar="BENCHMARK")
     which.required = True
@@ -44,6 +44,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                          add_help=False, prefix_chars="+")
     s.add_argument("args", nargs="*", metavar="ARGS", help="options of the simulation benchmark")
     s.set_defaults(func=run_simulate)
+
+    c = which.add_parser("calls", help="real SIP calls through the engine (SIPp on loopback): success, "
+                                       "setup times, engine CPU and memory")
+    c.add_argument("--rate", type=float, default=5.0, help="new calls per second (default 5)")
+    c.add_argument("--concurrent", type=_positive, default=100,
+                   help="at most this many calls at once; also the number of agents (default 100)")
+    c.add_argument("--duration", type=float, default=60.0, help="seconds of placing calls (default 60)")
+    c.add_argument("--hold", type=float, default=20.0, help="seconds each call lasts once answered (default 20)")
+    c.add_argument("--agents", type=_positive, default=None, help="agents (default: --concurrent)")
+    c.add_argument("--workdir", help="keep the site file, logs and SIPp traces here (default: a temp dir)")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=run_calls)
 
 
 def _positive(text: str) -> int:
@@ -114,6 +126,25 @@ def _routing_text(r: dict[str, Any]) -> str:
     if not r["baseline_agrees"]:
         lines.append(f"  FIRST DIFFERENCE: {r['baseline_first_difference']}")
     return "\n".join(lines)
+
+
+def run_calls(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from engine.bench.calls import run_calls as bench
+
+    if args.rate <= 0 or args.duration <= 0 or args.hold < 0:
+        print("switchboard bench calls: --rate and --duration must be positive, --hold not negative",
+              file=sys.stderr)
+        return 2
+    progress = (lambda _msg: None) if args.json else (lambda msg: print(f"... {msg}", file=sys.stderr))
+    result = bench(rate=args.rate, concurrent=args.concurrent, duration_s=args.duration, hold_s=args.hold,
+                   agents=args.agents, workdir=Path(args.workdir) if args.workdir else None, progress=progress)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print("\n".join(f"{k}: {v}" for k, v in result.items()))
+    return 0 if result["failed"] == 0 and result["engine_survived"] else 1
 
 
 def run_simulate(args: argparse.Namespace) -> int:

@@ -42,6 +42,13 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
+    from cti.connectors import CrmConfigError, check_settings
+
+    try:
+        check_settings(settings)
+    except CrmConfigError as exc:
+        print(f"switchboard serve: {exc}", file=sys.stderr)
+        return 2
     app = create_app(settings, site)
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_config=log_config,
                             ws_max_size=65536, timeout_graceful_shutdown=5)

@@ -37,7 +37,6 @@ from websockets.exceptions import ConnectionClosed
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
-PG_DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 READY_TIMEOUT_S = 60.0
 
 
@@ -50,8 +49,10 @@ def free_port() -> int:
 class EngineServer:
     """One engine process at a time on fixed data (site file, data dir, database): start, kill, restart."""
 
-    def __init__(self, config: Path, data_dir: Path, database_url: str | None, log_stem: Path):
+    def __init__(self, config: Path, data_dir: Path, database_url: str | None, log_stem: Path,
+                 env: dict[str, str] | None = None):
         self.config, self.data_dir, self.database_url = config, data_dir, database_url
+        self.extra_env = dict(env or {})  # further SWITCHBOARD_* settings (e.g. which CRM)
         self.log_stem = log_stem
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -83,6 +84,7 @@ class EngineServer:
                    SWITCHBOARD_SIP_ENABLED="false")  # voice has its own tests; keep 5060 free
         if self.database_url:
             env["SWITCHBOARD_DATABASE_URL"] = self.database_url
+        env.update(self.extra_env)
         started = time.monotonic()
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve"], cwd=REPO, env=env,
@@ -239,25 +241,6 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(scope="session")
-def pg_server_url() -> str:
-    url = make_url(os.environ.get("SWITCHBOARD_TEST_POSTGRES_URL") or PG_DEFAULT_URL)
-    if url.drivername == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
-    rendered = url.render_as_string(hide_password=False)
-    engine = create_engine(rendered, connect_args={"connect_timeout": 5})
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as error:  # noqa: BLE001 - any failure means the same thing here
-        pytest.fail(f"PostgreSQL is unreachable at {url.render_as_string(hide_password=True)} "
-                    f"({type(error).__name__}: {error}). The PostgreSQL end-to-end tests need it: start "
-                    "PostgreSQL or set SWITCHBOARD_TEST_POSTGRES_URL.", pytrace=False)
-    finally:
-        engine.dispose()
-    return rendered
-
-
 @pytest.fixture
 def pg_database(pg_server_url: str) -> Iterator[str]:
     """A fresh database `sb_e2e_<random>` on the test server, dropped (with its sessions) afterwards."""
@@ -289,11 +272,12 @@ def start_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
 
-    def _start(config: dict[str, Any], database_url: str | None = None) -> EngineServer:
+    def _start(config: dict[str, Any], database_url: str | None = None,
+               env: dict[str, str] | None = None) -> EngineServer:
         n = len(servers) + 1
         path = tmp_path / f"site-{n}.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
-        server = EngineServer(path, tmp_path / f"data-{n}", database_url, ARTIFACTS / f"{stem}-{n}")
+        server = EngineServer(path, tmp_path / f"data-{n}", database_url, ARTIFACTS / f"{stem}-{n}", env)
         servers.append(server)
         server.start()
         return server

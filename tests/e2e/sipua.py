@@ -2,11 +2,12 @@
 
     python tests/e2e/sipua.py agent  --port 5071 --play tone600.wav --record-dir out/ [--answer auto|busy|none]
     python tests/e2e/sipua.py caller --port 5081 --dial sip:311@127.0.0.1:5060 --play tone1000.wav \
-        --record out/caller.wav [--talk-s 8] [--calls 1]
+        --record out/caller.wav [--talk-s 8] [--calls 1] [--dtmf 123 --dtmf-method info --dtmf-after-s 2]
 
 An *agent* is a station: it answers each INVITE (200 after a short ring, 486 busy, or rings forever),
 plays its WAV in a loop and records what it hears to call-<n>.wav. A *caller* places calls, plays and
-records the same way, and hangs up `--talk-s` seconds after the call is answered (never, if 0). Both print
+records the same way, and hangs up `--talk-s` seconds after the call is answered (never, if 0; an agent
+hangs up the same way when given `--talk-s`). Both print
 one JSON object per line on stdout ({"ev": "ready" | "incoming" | "confirmed" | "disconnected" | ...})
 and stop cleanly (hanging up what is up) on SIGTERM. The caller exits by itself once all its calls ended.
 """
@@ -38,6 +39,7 @@ class UaCall(pj.Call):  # type: ignore[misc]
         self.confirmed_at: float | None = None
         self.done = False
         self.answer_at: float | None = None
+        self.dtmf_sent = False
 
     def onCallState(self, prm: Any) -> None:
         ci = self.getInfo()
@@ -161,7 +163,11 @@ class Ua:
                     op = pj.CallOpParam(True)
                     op.statusCode = 200
                     call.answer(op)
-                if (self.args.mode == "caller" and self.args.talk_s > 0 and call.confirmed_at is not None
+                if (self.args.dtmf and not call.dtmf_sent and call.confirmed_at is not None
+                        and now - call.confirmed_at >= self.args.dtmf_after_s):
+                    call.dtmf_sent = True
+                    self.send_dtmf(call)
+                if (self.args.talk_s > 0 and call.confirmed_at is not None
                         and now - call.confirmed_at >= self.args.talk_s):
                     call.confirmed_at = float("inf")  # hang up once
                     call.hangup(pj.CallOpParam(True))
@@ -176,6 +182,16 @@ class Ua:
         for _ in range(10):  # let the last BYE/ACK out
             self.ep.libHandleEvents(20)
         return 0
+
+    def send_dtmf(self, call: UaCall) -> None:
+        """Keypad digits by SIP INFO (application/dtmf-relay) or RFC 4733 telephone-event packets."""
+        prm = pj.CallSendDtmfParam()
+        prm.digits = self.args.dtmf
+        prm.method = (pj.PJSUA_DTMF_METHOD_SIP_INFO if self.args.dtmf_method == "info"
+                      else pj.PJSUA_DTMF_METHOD_RFC2833)
+        prm.duration = 160
+        call.sendDtmf(prm)
+        say(ev="dtmf-sent", n=call.n, digits=self.args.dtmf, method=self.args.dtmf_method)
 
     def close(self) -> None:
         for c in self.calls:
@@ -199,7 +215,10 @@ def main() -> int:
     p.add_argument("--ring-s", type=float, default=0.3)
     p.add_argument("--dial", help="caller: URI to call")
     p.add_argument("--calls", type=int, default=1)
-    p.add_argument("--talk-s", type=float, default=0.0)
+    p.add_argument("--talk-s", type=float, default=0.0, help="hang up this long after answer (agent too)")
+    p.add_argument("--dtmf", help="digits to send once the call is answered")
+    p.add_argument("--dtmf-method", choices=["info", "rfc4733"], default="rfc4733")
+    p.add_argument("--dtmf-after-s", type=float, default=1.0)
     p.add_argument("--max-s", type=float, default=120.0, help="hang up and exit after this long whatever happens")
     args = p.parse_args()
     if not args.rtp_port:

@@ -34,6 +34,7 @@ import httpx
 import pytest
 import redis
 import yaml
+from testsupport import Relay
 from sqlalchemy import create_engine, text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,87 +47,6 @@ SQLITE_BUSY_S = 5.0  # the engine's busy timeout (engine.store.store.Store defau
 pytestmark = pytest.mark.timeout(240)
 
 T = TypeVar("T")
-
-
-# ----------------------------------------------------------------------------------------------
-# a TCP relay the test can cut and restore
-
-class Relay:
-    """Forwards 127.0.0.1:<port> to a real server. `cut()` closes the listener and shuts every open
-    connection both ways (the engine sees resets and refused connections, as with a dead server);
-    `restore()` listens again on the same port."""
-
-    def __init__(self, target: tuple[str, int]):
-        self.target = target
-        self.port = 0
-        self._listener: socket.socket | None = None
-        self._conns: set[socket.socket] = set()
-        self._lock = threading.Lock()
-
-    def start(self) -> Relay:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), name="relay-accept", daemon=True).start()
-        return self
-
-    restore = start
-
-    def cut(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            try:
-                listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread (close alone does not)
-            except OSError:
-                pass
-            listener.close()
-        with self._lock:
-            conns, self._conns = self._conns, set()
-        for s in conns:
-            _shut(s)
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self._lock:
-                if self._listener is not listener:  # cut while connecting
-                    _shut(client)
-                    _shut(upstream)
-                    continue
-                self._conns |= {client, upstream}
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), name="relay-pump", daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            _shut(src)
-            _shut(dst)
-
-
-def _shut(s: socket.socket) -> None:
-    try:
-        s.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    s.close()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -435,7 +355,11 @@ class Follower:
             self.lines.append(json.loads(raw))
 
     def seqs(self) -> list[int]:
-        return [int(line["payload"]["seq"]) for line in self.lines if "payload" in line]
+        return [int(line["payload"]["seq"]) for line in self.journaled()]
+
+    def journaled(self) -> list[dict[str, Any]]:
+        """Lines of journaled events (not gap notes, nor screen-pops, which the CTI bridge sends unjournaled)."""
+        return [line for line in self.lines if "seq" in line.get("payload", {})]
 
     def stop(self) -> str:
         if self.proc.poll() is None:
@@ -530,7 +454,8 @@ def test_redis_outage_holds_events_refuses_writes_and_followers_see_everything_o
         assert not [line for line in follower.lines if line.get("gap")]
 
         # a process that starts afterwards reads the whole stream: every event once, in journal order
-        late = Follower(f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}", redis_stream, count=len(want))
+        # as many messages as the first follower saw: the events and the CTI bridge's screen-pops
+        late = Follower(f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}", redis_stream, count=len(follower.lines))
         try:
             late.proc.wait(20)
         finally:
@@ -538,8 +463,8 @@ def test_redis_outage_holds_events_refuses_writes_and_followers_see_everything_o
         assert late.proc.returncode == 0, errors
         assert late.seqs() == want
         kinds = {seq: kind for seq, kind, _ in journal}
-        assert [line["type"] for line in late.lines] == [kinds[s] for s in want]
-        queued = [line["payload"]["contact"] for line in late.lines if line["type"] == "ContactQueued"]
+        assert [line["type"] for line in late.journaled()] == [kinds[s] for s in want]
+        queued = [line["payload"]["contact"] for line in late.journaled() if line["type"] == "ContactQueued"]
         assert sorted(queued) == sorted(acked)
         assert before_notice and set(before_notice) <= set(queued)
     finally:

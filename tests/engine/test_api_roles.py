@@ -249,6 +249,11 @@ ROWS = [
     Row("POST", "/api/v1/agents/{agent_id}/logout", on_agent("/logout", ready_own), OWN_ONLY),
     Row("POST", "/api/v1/agents/{agent_id}/state",
         on_agent("/state", ready_own, json={"state": "not_ready", "reason": "break"}), OWN_ONLY),
+    # click-to-dial: permission is checked before voice; this engine runs without SIP, so allowed roles get 503
+    # (tests/e2e/test_voice_outbound.py dials for real)
+    Row("POST", "/api/v1/agents/{agent_id}/dial", on_agent("/dial", json={"number": "905-555-0100"}),
+        "401 503 403 503 503 401 401"),
+    Row("GET", "/api/v1/agents/{agent_id}/dial", on_agent("/dial"), "401 503 403 503 503 401 401"),
     # queues: every signed-in user reads them
     Row("GET", "/api/v1/queues", fixed("/api/v1/queues"), ANY_USER),
     Row("GET", "/api/v1/queues/{queue_id}", fixed("/api/v1/queues/general"), ANY_USER),
@@ -268,6 +273,14 @@ ROWS = [
     Row("POST", "/api/v1/contacts/{contact_id}/resume", on_contact("/resume", World.held), OWN_ONLY),
     Row("POST", "/api/v1/contacts/{contact_id}/transfer",
         on_contact("/transfer", World.connected, json={"to_queue": "general", "note": "for a colleague"}), OWN_ONLY),
+    Row("POST", "/api/v1/contacts/{contact_id}/consult",
+        on_contact("/consult", World.connected, json={"to_agent": "chen", "note": "n"}), "401 4xx 403 4xx 4xx 401 401"),
+    Row("POST", "/api/v1/contacts/{contact_id}/consult/complete",
+        on_contact("/consult/complete", World.connected), "401 4xx 403 4xx 4xx 401 401"),
+    Row("POST", "/api/v1/contacts/{contact_id}/consult/cancel",
+        on_contact("/consult/cancel", World.connected), "401 4xx 403 4xx 4xx 401 401"),
+    Row("POST", "/api/v1/contacts/{contact_id}/conference",
+        on_contact("/conference", World.connected, json={"to_number": "311"}), "401 4xx 403 4xx 4xx 401 401"),
     Row("POST", "/api/v1/contacts/{contact_id}/end", on_contact("/end", World.connected), OWN_ONLY),
     Row("POST", "/api/v1/contacts/{contact_id}/wrap-up",
         on_contact("/wrap-up", World.wrapping, json={"code": "resolved"}), OWN_ONLY),
@@ -296,6 +309,11 @@ ROWS = [
     Row("GET", "/api/v1/residents", fixed("/api/v1/residents", params={"phone": "9055550100"}), ANY_USER),
     Row("POST", "/api/v1/residents", fixed("/api/v1/residents", json={"first_name": "Ann"}), ANY_USER),
     Row("GET", "/api/v1/residents/{resident_id}", new_resident, ANY_USER),
+    # the agent desktop: the screen-pop again is for the contact's agent; its choices and articles for all
+    Row("GET", "/api/v1/contacts/{contact_id}/pop", on_contact("/pop", World.offered), OWN_ONLY),
+    Row("GET", "/api/v1/desk/config", fixed("/api/v1/desk/config"), ANY_USER),
+    Row("GET", "/api/v1/kb", fixed("/api/v1/kb", params={"q": "pothole"}), ANY_USER),
+    Row("GET", "/api/v1/kb/{slug}", fixed("/api/v1/kb/garbage-day"), ANY_USER),
     # Open311: public reads; filing takes an API key, not a user token, so whatever token is sent it succeeds
     Row("GET", "/open311/v2/discovery.{fmt}", fixed("/open311/v2/discovery.json"), PUBLIC),
     Row("GET", "/open311/v2/services.{fmt}", fixed("/open311/v2/services.xml"), PUBLIC),

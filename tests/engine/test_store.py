@@ -537,7 +537,7 @@ def test_postgresql_away_and_back(pg_url: str, pg_proxy: Any) -> None:
         assert s.ping()
         before = table_counts(direct)
 
-        proxy.stop()
+        proxy.cut()
         batch = router.enqueue(ContactSpec(id="c1", queue="general"), T0 + 1)
         with pytest.raises(StoreUnavailable, match="database unavailable"):
             s.journal.append(batch)
@@ -546,7 +546,7 @@ def test_postgresql_away_and_back(pg_url: str, pg_proxy: Any) -> None:
             s.journal.list_contacts()
         assert table_counts(direct) == before
 
-        proxy.start()  # same port: the database is back
+        proxy.restore()  # same port: the database is back
         assert s.ping()
         seqs = s.journal.append(batch)
         assert seqs and s.journal.get_contact("c1") is not None

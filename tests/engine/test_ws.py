@@ -103,10 +103,13 @@ def hello(ws: ClientConnection) -> dict[str, Any]:
 
 
 def until(ws: ClientConnection, last: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
-    """Every message up to and including the first one for which `last` is true."""
+    """Every journaled event up to and including the first one for which `last` is true (screen-pops,
+    which the CTI bridge sends on the same sockets without a journal seq, are left out)."""
     got = []
     while True:
         msg = recv(ws)
+        if msg.get("type", "").startswith("cti."):
+            continue
         got.append(msg)
         if last(msg):
             return got

@@ -1,0 +1,367 @@
+"""The agent desktop (/desk) in a real browser (Debian's chromium through Playwright) on a real engine.
+
+An agent signs in through the page, goes available; a contact arrives for a caller with an open case;
+the card shows their name and case (offer-to-pop time measured in the page); the agent accepts, holds,
+ends, wraps up with a code (the required code is enforced), files a case through the form and reads
+the new reference number, which then shows in the resident's history. A CRM that is down shows "CRM
+unavailable" and the contact still flows; an external (webhook) CRM's match pops and a case is filed by
+the caller's name. A keyboard-only pass walks the main controls (tab order, visible focus, Enter and
+Space), every form control has a label, text meets AA contrast, and a transfer carries its note.
+
+Screenshots go to test-artifacts/desk/. Chromium comes from Debian (`apt-get install chromium`, done by
+scripts/test); Playwright's own browser download is not used.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from crm_service import SECRET, running_crm
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from .conftest import EngineServer
+
+REPO = Path(__file__).resolve().parents[2]
+SHOTS = REPO / "test-artifacts" / "desk"
+CHROMIUM = Path("/usr/bin/chromium")
+REFERENCE = re.compile(r"^SR-\d{4}-\d{6}$")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/test does)", pytrace=False)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.set_default_timeout(15_000)
+    yield pg
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def demo_site() -> dict[str, Any]:
+    """The demo site, with offers that wait long enough for a browser under a loaded CI machine."""
+    site: dict[str, Any] = yaml.safe_load((REPO / "config" / "switchboard.yaml").read_text())
+    for q in site["queues"].values():
+        q["offer_timeout_s"] = 300
+    return site
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+class Api:
+    def __init__(self, engine: EngineServer, user: str, password: str):
+        self.http = httpx.Client(base_url=engine.base_url, timeout=30,
+                                 headers={"Authorization": f"Bearer {engine.login(user, password)}"})
+
+    def ok(self, method: str, path: str, **kw: Any) -> Any:
+        r = self.http.request(method, f"/api/v1{path}", **kw)
+        assert r.is_success, f"{method} {path}: {r.status_code} {r.text}"
+        return r.json()
+
+
+def sign_in(page: Page, engine: EngineServer, user: str = "alice") -> None:
+    page.goto(f"{engine.base_url}/desk")
+    page.get_by_label("User name").fill(user)
+    page.get_by_label("Password").fill(f"{user}-demo")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#desk-view")).to_be_visible()
+    expect(page.locator("#link-state")).to_have_text("Connected")
+
+
+def go_available(page: Page) -> None:
+    page.get_by_role("button", name="Available").click()
+    expect(page.locator("#agent-state")).to_have_text("Available")
+
+
+# ---------------------------------------------------------------------------------------------------
+def test_agent_handles_a_call_with_screen_pop_and_files_a_case(start_engine: Callable[..., EngineServer],
+                                                                page: Page) -> None:
+    engine = start_engine(demo_site())
+    sam = Api(engine, "sam", "sam-demo")
+    rid = sam.ok("POST", "/residents", json={"first_name": "Marie", "last_name": "Lavoie",
+                                              "phones": ["905-555-0142"], "address": "88 Lakeshore Rd"})["id"]
+    open_ref = sam.ok("POST", "/cases", json={"service_code": "streetlight-out", "channel": "voice",
+                                              "resident_id": rid, "location": {"address": "90 Lakeshore Rd"},
+                                              "attributes": {"pole_number": "LV-04512", "problem": "dark"}}
+                      )["reference"]
+
+    sign_in(page, engine)
+    # bad input first: not ready needs the agent to be logged in to queues; the page does both
+    page.get_by_label("Not-ready reason").select_option("lunch")
+    page.get_by_role("button", name="Not ready").click()
+    expect(page.locator("#agent-state")).to_have_text("Not ready (lunch)")
+    go_available(page)
+    shot(page, "01-available")
+
+    cid = sam.ok("POST", "/contacts", json={"queue": "general", "channel": "voice",
+                                            "attributes": {"caller_id": "9055550142", "intent": "streetlight",
+                                                           "language": "en"}})["id"]
+    card = page.locator(f'li.contact[data-contact="{cid}"]')
+    expect(card.locator(".card-title")).to_have_text("Call from 9055550142")
+    expect(card.locator(".pop-people")).to_contain_text("Marie Lavoie")
+    expect(card.locator(".pop-cases")).to_contain_text(open_ref)
+    expect(card.locator(".pop-cases")).to_contain_text("Streetlight out")
+    pops = page.evaluate("window.deskMetrics.pops")
+    assert [p["contact"] for p in pops] == [cid] and pops[0]["status"] == "matched"
+    print(f"\noffer -> screen-pop shown in the page: {pops[0]['ms']:.1f} ms")
+    expect(page.locator("#history-list")).to_contain_text(open_ref)
+    shot(page, "02-offer-with-screen-pop")
+
+    # a desktop that reloads (or reconnects) gets its contact and the pop again, looked up afresh
+    page.reload()
+    expect(card.locator(".pop-people")).to_contain_text("Marie Lavoie")
+    expect(card.locator(".pop-cases")).to_contain_text(open_ref)
+
+    card.get_by_role("button", name="Accept").click()
+    expect(card.locator(".contact-state")).to_have_text("Connected")
+    card.get_by_role("button", name="Hold").click()
+    expect(card.locator(".contact-state")).to_have_text("On hold")
+    card.get_by_role("button", name="Resume").click()
+    expect(card.locator(".contact-state")).to_have_text("Connected")
+    card.get_by_role("button", name="End").click()
+    expect(card.locator(".contact-state")).to_have_text("Wrap-up")
+
+    # the general queue requires a wrap-up code: refused in the page without one, with a reason
+    card.get_by_role("button", name="Finish wrap-up").click()
+    expect(card.locator(".card-error")).to_contain_text("requires one")
+    expect(card.get_by_label("Wrap-up code")).to_have_attribute("aria-invalid", "true")
+    card.get_by_label("Wrap-up code").select_option("sr-created")
+    card.get_by_role("button", name="Finish wrap-up").click()
+    expect(card).to_have_count(0)
+    assert sam.ok("GET", f"/contacts/{cid}")["wrap_up_code"] == "sr-created"
+
+    # the case form: a missing required field is named, then the case is filed for the matched resident
+    page.get_by_label("Service type").select_option("pothole")
+    page.get_by_role("button", name="Create case").click()
+    expect(page.locator("#case-error")).to_contain_text("Location")
+    page.get_by_label("Description").fill("Deep pothole in the curb lane, eastbound")
+    page.get_by_label("Location (address of the problem) (required)").fill("120 Lakeshore Rd")
+    page.get_by_label("About how big is it?").select_option("large")
+    page.get_by_role("button", name="Create case").click()
+    reference = page.locator("#case-reference")
+    expect(reference).to_have_text(REFERENCE)
+    new_ref = reference.inner_text()
+    assert new_ref != open_ref
+    expect(page.locator("#history-list")).to_contain_text(new_ref)
+    expect(page.locator("#history-list")).to_contain_text(open_ref)
+    shot(page, "03-case-created")
+
+    resident = sam.ok("GET", f"/residents/{rid}")
+    filed = next(c for c in resident["cases"] if c["reference"] == new_ref)
+    assert filed["contact_id"] == cid and filed["service_code"] == "pothole" and filed["channel"] == "voice"
+    assert filed["location"]["address"] == "120 Lakeshore Rd" and filed["attributes"] == {"size": "large"}
+
+
+def test_a_crm_that_is_down_shows_unavailable_and_the_contact_flows(start_engine: Callable[..., EngineServer],
+                                                                     page: Page) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    # the webhook CRM on a port nobody listens on, through the real connector factory and guard
+    engine = start_engine(demo_site(), env={"SWITCHBOARD_CRM": "webhook",
+                                            "SWITCHBOARD_WEBHOOK_URL": f"http://127.0.0.1:{dead}/crm",
+                                            "SWITCHBOARD_WEBHOOK_SECRET": "desk-test-secret-0123456789",
+                                            "SWITCHBOARD_CRM_TIMEOUT_S": "1"})
+    sam = Api(engine, "sam", "sam-demo")
+    sign_in(page, engine)
+    go_available(page)
+    cid = sam.ok("POST", "/contacts", json={"queue": "general", "channel": "voice",
+                                            "attributes": {"caller_id": "9055550142"}})["id"]
+    card = page.locator(f'li.contact[data-contact="{cid}"]')
+    expect(card.locator(".pop-status")).to_contain_text("CRM unavailable")
+    expect(card.locator(".pop")).to_have_attribute("data-status", "unavailable")
+    shot(page, "04-crm-unavailable")
+    card.get_by_role("button", name="Accept").click()
+    expect(card.locator(".contact-state")).to_have_text("Connected")
+    card.get_by_role("button", name="End").click()
+    card.get_by_label("Wrap-up code").select_option("info-given")
+    card.get_by_role("button", name="Finish wrap-up").click()
+    expect(card).to_have_count(0)
+    assert sam.ok("GET", f"/contacts/{cid}")["state"] == "completed"
+
+
+CONTRAST_CHECK = """() => {
+    const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+    const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92
+        : ((v + 0.055) / 1.055) ** 2.4; }).reduce((a, v, i) => a + v * [0.2126, 0.7152, 0.0722][i], 0);
+    const background = (el) => {
+        for (; el; el = el.parentElement) {
+            const c = rgb(getComputedStyle(el).backgroundColor);
+            if (c.length === 3 || c[3] > 0) return c.slice(0, 3);
+        }
+        return [255, 255, 255];
+    };
+    const low = [];
+    for (const el of document.querySelectorAll('body *')) {
+        const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+        if (!own || !el.offsetParent && el.tagName !== 'BODY') continue;
+        const st = getComputedStyle(el);
+        const fg = lum(rgb(st.color).slice(0, 3)), bg = lum(background(el));
+        const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+        const size = parseFloat(st.fontSize), bold = Number(st.fontWeight) >= 700;
+        const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+        const text = el.textContent.trim().slice(0, 30);
+        if (ratio < need) low.push(`${el.tagName}.${el.className} "${text}" ${ratio.toFixed(2)}`);
+    }
+    return low;
+}"""
+
+
+def test_an_external_crm_pops_its_person_and_cases_and_the_case_is_filed_by_name(
+        start_engine: Callable[..., EngineServer], page: Page) -> None:
+    with running_crm() as crm:
+        engine = start_engine(demo_site(), env={"SWITCHBOARD_CRM": "webhook",
+                                                "SWITCHBOARD_WEBHOOK_URL": crm.url,
+                                                "SWITCHBOARD_WEBHOOK_SECRET": SECRET})
+        sam = Api(engine, "sam", "sam-demo")
+        sign_in(page, engine)
+        go_available(page)
+        cid = sam.ok("POST", "/contacts", json={"queue": "general", "channel": "voice",
+                                                "attributes": {"caller_id": "905-555-0123"}})["id"]
+        card = page.locator(f'li.contact[data-contact="{cid}"]')
+        expect(card.locator(".pop-status")).to_contain_text("Found in the CRM (webhook)")
+        expect(card.locator(".pop-people")).to_contain_text("Rosa Martins")
+        expect(card.locator(".pop-cases")).to_contain_text("CAS-01042")
+        # the CRM's person is not a case-store resident: its open cases stand in for the history, and a
+        # case filed here names the caller instead of pointing at a resident id
+        expect(page.locator("#history-list")).to_contain_text("Open cases in webhook")
+        expect(page.locator("#history-list")).to_contain_text("CAS-01042")
+        expect(page.locator("#history-person")).to_be_disabled()
+        expect(page.locator("#case-new-resident")).to_be_visible()
+        expect(page.get_by_label("Phone")).to_have_value("905-555-0123")
+        shot(page, "06-external-crm")
+        card.get_by_role("button", name="Accept").click()
+        page.get_by_label("First name").fill("Rosa")
+        page.get_by_label("Last name").fill("Martins")
+        page.get_by_label("Service type").select_option("property-tax")
+        page.get_by_label("Description").fill("Asks when the final tax bill is due")
+        page.get_by_role("button", name="Create case").click()
+        expect(page.locator("#case-reference")).to_have_text(REFERENCE)
+        expect(page.locator("#history-list")).to_contain_text(page.locator("#case-reference").inner_text())
+        assert crm.bad_signatures == 0
+
+
+def _focused(page: Page) -> str:
+    return str(page.evaluate("""() => {
+        const el = document.activeElement;
+        return el.id || el.dataset.action || el.textContent.trim().slice(0, 30) || el.tagName;
+    }"""))
+
+
+def _tab_to(page: Page, target: str, limit: int = 40) -> list[str]:
+    """Press Tab until `target` (an id, a data-action or a label) has focus; the stops on the way."""
+    seen = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        now = _focused(page)
+        seen.append(now)
+        if now == target:
+            outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+            assert outline != "none", f"{target} has focus but no visible focus indicator"
+            return seen
+    raise AssertionError(f"Tab never reached {target!r}; stops: {seen}")
+
+
+def test_keyboard_only_walk_and_labels(start_engine: Callable[..., EngineServer], page: Page) -> None:
+    engine = start_engine(demo_site())
+    sam = Api(engine, "sam", "sam-demo")
+    page.goto(f"{engine.base_url}/desk")
+    assert _focused(page) == "login-username", "the sign-in page starts in the user name field"
+    page.keyboard.type("bashir")
+    page.keyboard.press("Tab")
+    page.keyboard.type("bashir-demo")
+    page.keyboard.press("Enter")
+    expect(page.locator("#link-state")).to_have_text("Connected")
+    expect(page.locator("#btn-ready")).to_be_focused()  # after sign-in, on the Available button
+    page.keyboard.press("Enter")
+    expect(page.locator("#agent-state")).to_have_text("Available")
+
+    # every form control on the page has a label (WCAG 1.3.1 / 4.1.2), and there is a live region
+    unlabelled = page.evaluate("""() => [...document.querySelectorAll('input, select, textarea')]
+        .filter((el) => !el.closest('template') && el.type !== 'hidden')
+        .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                        && !el.getAttribute('aria-labelledby'))
+        .map((el) => el.id || el.name || el.outerHTML.slice(0, 60))""")
+    assert unlabelled == []
+    assert page.locator("[aria-live]").count() >= 2
+
+    cid = sam.ok("POST", "/contacts", json={"queue": "general", "channel": "voice",
+                                            "attributes": {"caller_id": "6475550100"}})["id"]
+    card = page.locator(f'li.contact[data-contact="{cid}"]')
+    expect(card.locator(".pop-status")).to_contain_text("No match")
+    expect(page.locator("#announcer")).not_to_be_empty()
+    assert _focused(page) == "btn-ready", "an offer never steals the focus"
+    stops = _tab_to(page, "accept")
+    assert stops.index("btn-not-ready") < stops.index("accept"), f"tab order: {stops}"
+    page.keyboard.press(" ")  # Space on a button
+    expect(card.locator(".contact-state")).to_have_text("Connected")
+    expect(card.locator('[data-action="end"]')).to_be_focused()  # after accepting, on End
+    page.keyboard.press("Enter")
+    expect(card.locator(".contact-state")).to_have_text("Wrap-up")
+    expect(card.get_by_label("Wrap-up code")).to_be_focused()  # after ending, on the wrap-up code
+    page.keyboard.press("ArrowDown")  # first code: resolved
+    page.keyboard.press("Tab")
+    assert _focused(page) == "Finish wrap-up"
+    page.keyboard.press("Enter")
+    expect(card).to_have_count(0)
+    assert sam.ok("GET", f"/contacts/{cid}")["wrap_up_code"] == "resolved"
+
+    # transfer with a note for the next agent
+    cid = sam.ok("POST", "/contacts", json={"queue": "general", "channel": "voice",
+                                            "attributes": {"caller_id": "6475550101"}})["id"]
+    card = page.locator(f'li.contact[data-contact="{cid}"]')
+    card.get_by_role("button", name="Accept").click()
+    card.get_by_label("Queue").select_option("bylaw")
+    card.get_by_label("Note for the next agent").fill("Barking dog at 14 Elm, third call this week")
+    card.get_by_role("button", name="Transfer").click()
+    expect(card).to_have_count(0)
+    moved = sam.ok("GET", f"/contacts/{cid}")
+    assert moved["queue"] == "bylaw" and moved["state"] == "queued"
+    assert any(h.get("note") == "Barking dog at 14 Elm, third call this week" for h in moved["history"])
+
+    # text contrast (WCAG 1.4.3, AA): 4.5:1, or 3:1 for large text, against the first opaque background
+    page.evaluate("""() => { const p = document.createElement('p'); p.id = 'grey'; p.textContent = 'pale';
+                            p.style.color = '#aaaaaa'; document.querySelector('#work').append(p); }""")
+    assert [x for x in page.evaluate(CONTRAST_CHECK) if "pale" in x], "the contrast check finds pale text"
+    page.evaluate("document.getElementById('grey').remove()")
+    low = page.evaluate(CONTRAST_CHECK)
+    assert low == [], f"text below AA contrast: {low}"
+
+    # the knowledge base from the keyboard
+    page.get_by_label("Search articles").focus()
+    page.keyboard.type("when is garbage day")
+    page.keyboard.press("Enter")
+    first = page.locator("#kb-results button").first
+    expect(first).to_have_text("Garbage, recycling and green bin collection day")
+    first.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#kb-article h3")).to_have_text("Garbage, recycling and green bin collection day")
+    expect(page.locator("#kb-article")).to_contain_text("7:00 a.m.")
+    expect(page.locator("#kb-article")).to_be_focused()
+    shot(page, "05-keyboard-and-kb")
+
+    # click-to-dial reports what the API says when the call cannot be made (toll fraud guard: 900 number)
+    page.get_by_label("Number").fill("19005550199")
+    page.get_by_label("Number").press("Enter")
+    expect(page.locator("#dial-result")).to_contain_text("Call failed")
