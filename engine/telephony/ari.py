@@ -228,6 +228,7 @@ class AriTelephony:
         self.trunk = trunk
         self._auth = (user, password)
         self._request_timeout_s = request_timeout_s
+        self.leg_limit: int | None = None  # Asterisk sizes itself; its refusals come back as hangup causes
         self._connect_timeout_s = connect_timeout_s
         self._backoff = (backoff_min_s, backoff_max_s)
         self._events: CallEvents | None = None

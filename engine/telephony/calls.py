@@ -128,6 +128,10 @@ class CallController(InCallFeatures):
         if len(self.calls) >= self.max_calls:
             log.warning("call refused: over the concurrent-call limit", extra={"limit": self.max_calls})
             return Admission(False, 503, "Service Unavailable")
+        if not self._room_for_a_call():
+            log.warning("call refused: the back end holds no more legs",
+                        extra={"leg_limit": self.telephony.leg_limit, "calls": len(self.calls)})
+            return Admission(False, 503, "Service Unavailable")
         call = VoiceCall(contact=f"call-{uuid.uuid4().hex[:16]}", queue=queue, caller_leg=leg.id)
         self.calls[call.contact] = call
         self.legs[leg.id] = call
@@ -145,6 +149,16 @@ class CallController(InCallFeatures):
                 # answer after the reply to this callback (the back end must see the admission first)
                 self._spawn(self._answer(call))
         return Admission(True)
+
+    def _room_for_a_call(self) -> bool:
+        """Whether a back end with a hard leg limit can carry one more call to its end: an admitted call
+        needs its agent's leg later, so a call we cannot connect is refused now (503), not queued to fail
+        at the offer and count against an agent as a miss."""
+        limit = getattr(self.telephony, "leg_limit", None)
+        if limit is None:
+            return True
+        outbound = len(self.outbound.legs) if self.outbound is not None else 0
+        return 2 * (len(self.calls) + 1) + outbound <= limit
 
     async def _answer(self, call: VoiceCall) -> None:
         async with call.lock:

@@ -64,6 +64,9 @@ class CallEvents(Protocol):
 class Telephony(Protocol):
     """A back end. `start` binds and begins delivering `CallEvents`; `stop` hangs everything up."""
 
+    # legs the back end can hold at once when it has a hard limit of its own (None: none known)
+    leg_limit: int | None
+
     async def start(self, events: CallEvents) -> None: ...
 
     async def stop(self) -> None: ...

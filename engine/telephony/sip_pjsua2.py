@@ -119,6 +119,9 @@ class PjsuaTelephony:
         self._ring_timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._hold_music: dict[str, str] = {}  # held leg -> its hold-audio playback
+        # calls pjsua holds at most: its compiled PJSUA_MAX_CALLS (4 in the pjsua2-python 2.15 wheels, over
+        # any uaConfig.maxCalls) is not readable from Python, so it is learned from the first PJ_ETOOMANY
+        self.leg_limit: int | None = None
 
     # ------------------------------------------------------------------------------------------
     # lifecycle
@@ -486,6 +489,11 @@ class PjsuaTelephony:
             try:
                 call.makeCall(uri, prm)
             except pj.Error as exc:
+                if getattr(exc, "status", None) == _PJ_ETOOMANY and self.leg_limit is None:
+                    with self._lock:
+                        self.leg_limit = len(self._live) - 1  # every other live leg holds a pjsua call
+                    log.error("pjsua2 holds no more calls: new calls are refused beyond this limit",
+                              extra={"leg_limit": self.leg_limit})
                 log.warning("originate failed", extra={"uri": uri, "error": _err(exc)})
                 st.local_cause = HangupCause.UNREACHABLE
                 self._forget(st)
@@ -651,6 +659,9 @@ def _quiet(fn: Callable[[], Any]) -> None:
         fn()
     except pj.Error:
         pass
+
+
+_PJ_ETOOMANY = 70010  # pj_errno.h: "Too many objects of the specified type"
 
 
 def _err(exc: BaseException) -> str:

@@ -101,3 +101,32 @@ async def test_the_controller_runs_on_ari_when_settings_say_so(standin: AriStand
         await standin.until(lambda: calls.telephony.active_legs() == [], "every ARI leg gone")
     assert standin.violations == [], standin.violations
     assert standin.unsimulated == [], standin.unsimulated
+
+
+async def test_a_back_end_with_a_leg_limit_refuses_calls_it_could_not_connect(standin: AriStandIn,
+                                                                               tmp_path: Path) -> None:
+    """Every admitted call needs an agent leg later: with room for 4 legs, a third caller is refused (503,
+    "congestion") at once rather than queued to fail at the offer and count against an agent as a miss."""
+    (tmp_path / "site.yaml").write_text(SITE)
+    settings = Settings(config=tmp_path / "site.yaml", data_dir=tmp_path / "data", sip_enabled=True,
+                        telephony="ari", ari_url=standin.url, ari_user=standin.user, ari_password=standin.password,
+                        tick_ms=50)
+    app = create_app(settings, parse_text(SITE, str(tmp_path / "site.yaml")))
+    async with app.router.lifespan_context(app):
+        calls = app.state.calls
+        calls.telephony.leg_limit = 4  # as the embedded back end learns it from pjsua's PJ_ETOOMANY
+        first, second = standin.inbound_call("311"), standin.inbound_call("311")
+        await standin.until(lambda: len(calls.calls) == 2, "two calls queued")
+        third = standin.inbound_call("311")
+        await standin.until(lambda: third in standin.hangup_reasons, "the third caller refused")
+        assert standin.hangup_reasons[third] == "congestion"
+        assert len(calls.calls) == 2 and first not in standin.hangup_reasons and second not in standin.hangup_reasons
+        standin.hangup_remote(first)
+        await standin.until(lambda: len(calls.calls) == 1, "the first call gone")
+        fourth = standin.inbound_call("311")  # room again
+        await standin.until(lambda: len(calls.calls) == 2, "the fourth call queued")
+        assert fourth not in standin.hangup_reasons
+        standin.hangup_remote(second)
+        standin.hangup_remote(fourth)
+        await standin.until(lambda: calls.calls == {} and calls.call_table() == {}, "the call table to empty")
+    assert standin.violations == [], standin.violations
