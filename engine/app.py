@@ -19,6 +19,7 @@ from cti import open311
 from cti.bridge import start_bridge
 from cti.connectors.guard import CrmCollector
 from engine.api import admin, agents, auth_routes, calls, cases, contacts, desk, dial, health, kb, queues, users, ws
+from engine.api import desk_cases
 from engine.api import problems
 from engine.auth import TokenSigner, load_secret
 from engine.bus import make_bus
@@ -145,7 +146,8 @@ def create_app(settings: Settings, site: SiteConfig) -> FastAPI:
     app.state.metrics.registry.register(  # the CRM circuit breaker
         CrmCollector(lambda: getattr(getattr(app.state, "cti", None), "connector", None)))
     problems.install(app)
-    for module in (auth_routes, agents, queues, contacts, calls, dial, users, admin, ws, cases, desk, kb):
+    for module in (auth_routes, agents, queues, contacts, calls, dial, users, admin, ws, cases, desk, desk_cases,
+                   kb):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(open311.router)
     mount_desk(app)  # the agent desktop at /desk (static files, no build step)

@@ -2,6 +2,8 @@
 
 `running_crm()` serves it on a free loopback port with one known caller (905-555-0123, Rosa Martins,
 one open case CAS-01042). Set `mode` / `delay_s` to make it late, fail with 500 or answer garbage.
+Cases filed (`POST /crm/cases`) and updated (`POST /crm/cases/{id}`) are recorded in `created` and
+`updates`; a filed case for a known person joins their open cases. `refused_services` are answered 422.
 Importable from every test folder (tests/ is on sys.path, as for `testsupport`).
 """
 
@@ -35,6 +37,10 @@ class CrmService(http.server.ThreadingHTTPServer):
         self.cases: dict[str, list[dict[str, Any]]] = {}  # person id -> open cases
         self.answered: list[float] = []  # when each lookup was answered (wall clock)
         self.bad_signatures = 0
+        self.created: list[dict[str, Any]] = []  # the CaseInput bodies of cases filed, in order
+        self.updates: list[tuple[str, dict[str, Any]]] = []  # (case id, CaseUpdate body)
+        self.notes: dict[str, list[str]] = {}  # case id -> notes added
+        self.refused_services: set[str] = set()
 
     @property
     def url(self) -> str:
@@ -68,7 +74,34 @@ class _CrmHandler(http.server.BaseHTTPRequestHandler):
         if self.path == "/crm/cases/open":
             found = self.server.cases.get(data["person_id"], [])
             return self._reply(200, json.dumps({"cases": found}).encode())
+        if self.path == "/crm/cases":
+            return self._create(data)
+        if self.path.startswith("/crm/cases/"):
+            return self._update(self.path.removeprefix("/crm/cases/"), data)
         self._reply(404, b'{"detail": "no such path"}')
+
+    def _create(self, data: dict[str, Any]) -> None:
+        if data["service_code"] in self.server.refused_services:
+            detail = f"no case type for service {data['service_code']}"
+            return self._reply(422, json.dumps({"detail": detail}).encode())
+        self.server.created.append(data)
+        n = len(self.server.created)
+        case = {"id": f"inc-new-{n}", "reference": f"CAS-{2000 + n:05d}", "title": data["service_code"],
+                "status": "active", "opened_at": "2026-11-23T16:00:00+00:00"}
+        if data.get("person_id") in self.server.cases:
+            self.server.cases[data["person_id"]].insert(0, case)
+        return self._reply(201, json.dumps({"case": case}).encode())
+
+    def _update(self, case_id: str, data: dict[str, Any]) -> None:
+        case = next((c for cases in self.server.cases.values() for c in cases if c["id"] == case_id), None)
+        if case is None:
+            return self._reply(404, json.dumps({"detail": f"no case {case_id}"}).encode())
+        self.server.updates.append((case_id, data))
+        if data.get("note"):
+            self.server.notes.setdefault(case_id, []).append(data["note"])
+        if data.get("status"):
+            case["status"] = data["status"]
+        return self._reply(200, json.dumps({"case": case}).encode())
 
     def _reply(self, status: int, body: bytes) -> None:
         self.send_response(status)

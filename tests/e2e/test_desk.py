@@ -3,10 +3,14 @@
 An agent signs in through the page, goes available; a contact arrives for a caller with an open case;
 the card shows their name and case (offer-to-pop time measured in the page); the agent accepts, holds,
 ends, wraps up with a code (the required code is enforced), files a case through the form and reads
-the new reference number, which then shows in the resident's history. A CRM that is down shows "CRM
-unavailable" and the contact still flows; an external (webhook) CRM's match pops and a case is filed by
-the caller's name. A keyboard-only pass walks the main controls (tab order, visible focus, Enter and
-Space), every form control has a label, text meets AA contrast, and a transfer carries its note.
+the new reference number, which then shows in the resident's history, and adds a note (with a status
+move) to an older open case. A CRM that is down shows "CRM unavailable" and the contact still flows. An
+external (webhook) CRM's match pops; a case filed on the desk goes to that CRM through the connector
+(the stand-in records it, its reference shows; "CRM unavailable, try again" while it is down), and a
+note goes to its open case. A rejected offer moves to the next agent, and two rejects in a row make the
+agent not ready (RONA). Hold and resume; a transfer to a named agent shows its note on that agent's
+desk. A keyboard-only pass walks the main controls (tab order, visible focus, Enter and Space), every
+form control has a label, text meets AA contrast, and a transfer to a queue carries its note.
 
 Screenshots go to test-artifacts/desk/. Chromium comes from Debian (`apt-get install chromium`, done by
 scripts/test); Playwright's own browser download is not used.
@@ -172,6 +176,22 @@ def test_agent_handles_a_call_with_screen_pop_and_files_a_case(start_engine: Cal
     assert filed["contact_id"] == cid and filed["service_code"] == "pothole" and filed["channel"] == "voice"
     assert filed["location"]["address"] == "120 Lakeshore Rd" and filed["attributes"] == {"size": "large"}
 
+    # a note on the caller's older open case, with a status move, from the history list
+    history = page.locator("#history-list")
+    history.get_by_role("button", name=f"Add note to {open_ref}").click()
+    history.get_by_role("button", name="Save note").click()  # empty: refused in the page, named
+    expect(history.locator(".case-note .error")).to_contain_text("Write a note")
+    history.get_by_label(f"Note for {open_ref}").fill("Caller says the light is still out at night")
+    history.get_by_label("New status").select_option("in_progress")
+    history.get_by_role("button", name="Save note").click()
+    expect(history.locator(".case-done")).to_have_text(f"Note added to {open_ref} (in progress).")
+    expect(history.locator(f'li[data-reference="{open_ref}"]')).to_contain_text("in progress")
+    shot(page, "03b-note-added")
+    detail = sam.ok("GET", f"/cases/{open_ref}")
+    assert detail["status"] == "in_progress"
+    assert [(n["author"], n["body"]) for n in detail["notes"]] == [
+        ("alice", "Caller says the light is still out at night")]
+
 
 def test_a_crm_that_is_down_shows_unavailable_and_the_contact_flows(start_engine: Callable[..., EngineServer],
                                                                      page: Page) -> None:
@@ -228,7 +248,95 @@ CONTRAST_CHECK = """() => {
 }"""
 
 
-def test_an_external_crm_pops_its_person_and_cases_and_the_case_is_filed_by_name(
+@pytest.fixture
+def second_page(browser: Browser) -> Iterator[Page]:
+    """A second agent's desk, in its own browser context (its own session)."""
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.set_default_timeout(15_000)
+    yield pg
+    context.close()
+    assert errors == [], f"JavaScript errors on the second page: {errors}"
+
+
+def test_a_rejected_offer_goes_to_the_next_agent_and_rona_follows(
+        start_engine: Callable[..., EngineServer], page: Page, second_page: Page) -> None:
+    engine = start_engine(demo_site())
+    sam = Api(engine, "sam", "sam-demo")
+    sign_in(page, engine, "alice")
+    go_available(page)
+    first = sam.ok("POST", "/contacts", json={"queue": "general", "channel": "voice",
+                                              "attributes": {"caller_id": "6475550110"}})["id"]
+    card = page.locator(f'li.contact[data-contact="{first}"]')
+    expect(card.locator(".contact-state")).to_have_text("Offered: accept or reject")
+    sign_in(second_page, engine, "bashir")
+    go_available(second_page)
+
+    # alice rejects: her card goes, the offer moves to bashir; one miss keeps her available
+    card.get_by_role("button", name="Reject").click()
+    expect(card).to_have_count(0)
+    expect(page.locator("#no-contacts")).to_be_visible()
+    theirs = second_page.locator(f'li.contact[data-contact="{first}"]')
+    expect(theirs.locator(".contact-state")).to_have_text("Offered: accept or reject")
+    expect(page.locator("#agent-state")).to_have_text("Available")
+    assert sam.ok("GET", f"/contacts/{first}")["agent"] == "bashir"
+    shot(second_page, "08-rejected-offer-at-the-next-agent")
+
+    # a second rejection in a row (RONA rules: 2 misses) makes her not ready; the call waits in line
+    second = sam.ok("POST", "/contacts", json={"queue": "general", "channel": "voice",
+                                               "attributes": {"caller_id": "6475550111"}})["id"]
+    card = page.locator(f'li.contact[data-contact="{second}"]')
+    card.get_by_role("button", name="Reject").click()
+    expect(card).to_have_count(0)
+    expect(page.locator("#agent-state")).to_have_text("Not ready (RONA)")
+    moved = sam.ok("GET", f"/contacts/{second}")
+    assert moved["state"] == "queued" and moved["agent"] is None
+    assert [h["reason"] for h in moved["history"] if h.get("event") == "offer_missed"] == ["rejected"]
+    shot(page, "09-rona-after-two-rejects")
+
+
+def test_hold_resume_and_transfer_to_an_agent_with_a_note(
+        start_engine: Callable[..., EngineServer], page: Page, second_page: Page) -> None:
+    engine = start_engine(demo_site())
+    sam = Api(engine, "sam", "sam-demo")
+    sign_in(page, engine, "alice")
+    go_available(page)
+    cid = sam.ok("POST", "/contacts", json={"queue": "general", "channel": "voice",
+                                            "attributes": {"caller_id": "6475550120"}})["id"]
+    card = page.locator(f'li.contact[data-contact="{cid}"]')
+    card.get_by_role("button", name="Accept").click()
+    expect(card.locator(".contact-state")).to_have_text("Connected")
+    expect(page.locator("#agent-state")).to_have_text("On a contact")
+    card.get_by_role("button", name="Hold").click()
+    expect(card.locator(".contact-state")).to_have_text("On hold")
+    assert sam.ok("GET", f"/contacts/{cid}")["state"] == "held"
+    card.get_by_role("button", name="Resume").click()
+    expect(card.locator(".contact-state")).to_have_text("Connected")
+    assert sam.ok("GET", f"/contacts/{cid}")["state"] == "connected"
+
+    sign_in(second_page, engine, "bashir")
+    go_available(second_page)
+    expect(card.get_by_label("Queue")).to_have_value("general")  # the contact's own queue by default
+    card.get_by_label("To agent").select_option(label="Bashir Rahimi")
+    card.get_by_label("Note for the next agent").fill("Wants the roads supervisor about 14 Elm; already verified")
+    card.get_by_role("button", name="Transfer").click()
+    expect(card).to_have_count(0)
+    theirs = second_page.locator(f'li.contact[data-contact="{cid}"]')
+    expect(theirs.locator(".transfer-note")).to_have_text(
+        "Transferred by Alice Tremblay: Wants the roads supervisor about 14 Elm; already verified")
+    shot(second_page, "10-transfer-note-at-the-next-agent")
+    # the note is still there after bashir's desk reloads (from the contact's history)
+    second_page.reload()
+    expect(theirs.locator(".transfer-note")).to_contain_text("Wants the roads supervisor")
+    theirs.get_by_role("button", name="Accept").click()
+    expect(theirs.locator(".contact-state")).to_have_text("Connected")
+    moved = sam.ok("GET", f"/contacts/{cid}")
+    assert moved["agent"] == "bashir" and moved["state"] == "connected"
+
+
+def test_an_external_crm_pops_its_person_and_cases_gets_the_case_and_the_note(
         start_engine: Callable[..., EngineServer], page: Page) -> None:
     with running_crm() as crm:
         engine = start_engine(demo_site(), env={"SWITCHBOARD_CRM": "webhook",
@@ -244,21 +352,47 @@ def test_an_external_crm_pops_its_person_and_cases_and_the_case_is_filed_by_name
         expect(card.locator(".pop-people")).to_contain_text("Rosa Martins")
         expect(card.locator(".pop-cases")).to_contain_text("CAS-01042")
         # the CRM's person is not a case-store resident: its open cases stand in for the history, and a
-        # case filed here names the caller instead of pointing at a resident id
-        expect(page.locator("#history-list")).to_contain_text("Open cases in webhook")
-        expect(page.locator("#history-list")).to_contain_text("CAS-01042")
+        # case filed here goes to that CRM, for that person
+        history = page.locator("#history-list")
+        expect(history).to_contain_text("Open cases in webhook")
+        expect(history).to_contain_text("CAS-01042")
         expect(page.locator("#history-person")).to_be_disabled()
-        expect(page.locator("#case-new-resident")).to_be_visible()
-        expect(page.get_by_label("Phone")).to_have_value("905-555-0123")
+        expect(page.locator("#case-for")).to_have_text(f"For contact {cid} (Rosa Martins).")
+        expect(page.locator("#case-new-resident")).to_be_hidden()
         shot(page, "06-external-crm")
         card.get_by_role("button", name="Accept").click()
-        page.get_by_label("First name").fill("Rosa")
-        page.get_by_label("Last name").fill("Martins")
-        page.get_by_label("Service type").select_option("property-tax")
-        page.get_by_label("Description").fill("Asks when the final tax bill is due")
+        page.get_by_label("Service type").select_option("tree-down")
+        page.get_by_label("Is it blocking a road or sidewalk? (required)").select_option("sidewalk")
+        page.get_by_label("Description").fill("Big maple across the sidewalk")
+        page.get_by_label("Location (address of the problem)").fill("14 Elm St")
+
+        # the CRM is down: the agent is told to try again, nothing is filed, the form keeps its text
+        crm.mode = "500"
         page.get_by_role("button", name="Create case").click()
-        expect(page.locator("#case-reference")).to_have_text(REFERENCE)
-        expect(page.locator("#history-list")).to_contain_text(page.locator("#case-reference").inner_text())
+        expect(page.locator("#case-error")).to_have_text("CRM unavailable, try again.")
+        assert crm.created == []
+        expect(page.get_by_label("Description")).to_have_value("Big maple across the sidewalk")
+        crm.mode = "ok"
+        page.get_by_role("button", name="Create case").click()
+        expect(page.locator("#case-reference")).to_have_text("CAS-02001")
+        expect(page.locator("#case-error")).to_be_empty()
+        [filed] = crm.created
+        assert filed["contact_id"] == cid and filed["person_id"] == "contact-7" and filed["filed_by"] == "alice"
+        assert filed["service_code"] == "tree-down" and filed["channel"] == "voice"
+        assert filed["description"] == "Big maple across the sidewalk" and filed["location"] == "14 Elm St"
+        assert filed["attributes"] == {"blocking": "sidewalk"}
+        expect(history).to_contain_text("CAS-02001")
+        expect(card.locator(".pop-cases")).to_contain_text("CAS-02001")  # the pop, asked again
+        shot(page, "07-external-case-created")
+
+        # a note on the open case, from the card; the webhook CRM takes notes only (no status choice)
+        cases = card.locator(".pop-cases")
+        cases.get_by_role("button", name="Add note to CAS-01042").click()
+        expect(cases.get_by_label("New status")).to_have_count(0)
+        cases.get_by_label("Note for CAS-01042").fill("Caller: the tree now blocks the road too")
+        cases.get_by_role("button", name="Save note").click()
+        expect(cases.locator(".case-done")).to_have_text("Note added to CAS-01042 (active).")
+        assert crm.notes == {"inc-1": ["Caller: the tree now blocks the road too"]}
         assert crm.bad_signatures == 0
 
 

@@ -188,6 +188,11 @@ def on_case(suffix: str, **kw: Any) -> Prepare:
     return lambda w, role: (f"/api/v1/cases/{w.ok('POST', '/api/v1/cases', json=CASE)['reference']}{suffix}", kw)
 
 
+def case_from_contact(w: World, role: str) -> tuple[str, dict[str, Any]]:
+    ref = w.ok("POST", "/api/v1/cases", json=CASE)["reference"]
+    return f"/api/v1/contacts/{w.offered(target(role))}/cases/{ref}", {"json": {"note": "called back"}}
+
+
 def case_photo(w: World, role: str) -> tuple[str, dict[str, Any]]:
     ref = w.ok("POST", "/api/v1/cases", json=CASE)["reference"]
     photo = w.ok("POST", f"/api/v1/cases/{ref}/attachments", files={"file": ("p.png", PNG, "image/png")})
@@ -312,6 +317,10 @@ ROWS = [
     # the agent desktop: the screen-pop again is for the contact's agent; its choices and articles for all
     Row("GET", "/api/v1/contacts/{contact_id}/pop", on_contact("/pop", World.offered), OWN_ONLY),
     Row("GET", "/api/v1/desk/config", fixed("/api/v1/desk/config"), ANY_USER),
+    # cases through the site's CRM connector, from a contact: its agent's, or any supervisor's
+    Row("POST", "/api/v1/contacts/{contact_id}/case",
+        on_contact("/case", World.offered, json={k: v for k, v in CASE.items() if k != "channel"}), OWN_ONLY),
+    Row("POST", "/api/v1/contacts/{contact_id}/cases/{case_id}", case_from_contact, OWN_ONLY),
     Row("GET", "/api/v1/kb", fixed("/api/v1/kb", params={"q": "pothole"}), ANY_USER),
     Row("GET", "/api/v1/kb/{slug}", fixed("/api/v1/kb/garbage-day"), ANY_USER),
     # Open311: public reads; filing takes an API key, not a user token, so whatever token is sent it succeeds

@@ -7,11 +7,12 @@
 const API = "/api/v1";
 const desk = {
   token: null, user: null, agent: null, config: null,
-  contacts: new Map(),  // contact id -> {id, queue, channel, attributes, state, deadline, pop, offeredAt}
+  contacts: new Map(),  // contact id -> {id, queue, channel, attributes, history, state, deadline, pop, offeredAt}
+  filed: new Map(),     // contact id -> cases filed from it in another CRM this session (newest first)
   pops: new Map(),      // contact id -> pop that arrived before its offer was drawn
   current: null,        // the contact the case form files against
   people: [],           // matched people of the current contact
-  socket: null, lastId: null, retry: 0,
+  socket: null, lastId: null, retry: 0, serial: 0,
   metrics: { pops: [] },  // offer-to-pop times measured in the page (ms), read by the browser tests
 };
 window.deskMetrics = desk.metrics;
@@ -203,7 +204,7 @@ function onMessage(m) {
       if (m.agent !== desk.agent) break;
       upsertContact({ id: m.contact, state: "offered", deadline: m.deadline, offeredAt: performance.now(),
         queue: m.contact_info?.queue, channel: m.contact_info?.channel,
-        attributes: m.contact_info?.attributes || {} });
+        attributes: m.contact_info?.attributes || {}, history: m.contact_info?.history || [] });
       announceOffer(desk.contacts.get(m.contact));
       break;
     case "ContactAnswered":
@@ -245,7 +246,7 @@ async function reloadContacts() {
       if (!["offered", "connected", "held", "wrap_up"].includes(x.state)) continue;
       live.add(x.id);
       upsertContact({ id: x.id, state: x.state, deadline: x.offer_deadline, queue: x.queue, channel: x.channel,
-        attributes: x.attributes || {} });
+        attributes: x.attributes || {}, history: x.history || [] });
       api("GET", `/contacts/${encodeURIComponent(x.id)}/pop`).then(onPop).catch(() => {});
     }
     for (const c of [...desk.contacts.values()]) if (!live.has(c.id)) dropContact(c, null);
@@ -334,8 +335,22 @@ function renderCard(c) {
     codeSelect.required = q.wrap_up_code_required;
     const tq = el.querySelector('form.transfer select[name="to_queue"]');
     fillSelect(tq, Object.entries(desk.config.queues).map(([id, x]) => [id, x.name || id]));
+    if (c.queue) tq.value = c.queue;  // to an agent in the same queue by default
+    fillSelect(el.querySelector('form.transfer select[name="to_agent"]'), [["", "Anyone (no named agent)"],
+      ...desk.config.agents.filter((a) => a.id !== desk.agent).map((a) => [a.id, a.name])]);
   }
+  renderTransferNote(c);
   renderPop(c);
+}
+
+function agentName(id) { return (desk.config.agents.find((a) => a.id === id) || {}).name || id; }
+
+function renderTransferNote(c) {
+  // the note the last agent left when they transferred it here (the contact's history carries it)
+  const box = c.el.querySelector(".transfer-note");
+  const t = [...(c.history || [])].reverse().find((h) => h.event === "transferred");
+  box.hidden = !(t && t.note);
+  if (t && t.note) box.textContent = `Transferred by ${t.from_agent ? agentName(t.from_agent) : "the queue"}: ${t.note}`;
 }
 
 function renderPop(c) {
@@ -361,29 +376,118 @@ function renderPop(c) {
     const head = document.createElement("li");
     head.className = "cases-head";
     head.textContent = p.cases.length ? `Open cases (${p.cases.length}):` : "No open cases.";
-    cases.replaceChildren(head, ...p.cases.map(caseItem));
+    cases.replaceChildren(head, ...p.cases.map((k) => caseItem(k, c.id)));
   } else {
     cases.replaceChildren();
   }
 }
 
-function caseItem(k) {
+// a case in a list; an open one gets "Add note" when a contact is in hand (the note goes through the CRM)
+function caseItem(k, contactId) {
   const li = document.createElement("li");
   li.className = "case-item";
+  li.dataset.reference = k.reference;
   const ref = document.createElement("strong");
   ref.textContent = k.reference;
   const rest = document.createElement("span");
-  const status = (k.status || "").replace(/_/g, " ");
-  const title = k.title || k.service_name || "";
-  const opened = k.opened_at || k.requested_at;
-  rest.textContent = ` ${title} — ${status}${opened ? ", opened " + opened.slice(0, 10) : ""}`;
+  const describe = () => {
+    const opened = k.opened_at || k.requested_at;
+    rest.textContent = ` ${k.title || k.service_name || ""} — ${(k.status || "").replace(/_/g, " ")}` +
+      (opened ? ", opened " + opened.slice(0, 10) : "");
+  };
+  describe();
   li.append(ref, rest);
+  if (contactId && k.status !== "closed" && (k.id || k.reference)) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "quiet";
+    b.textContent = "Add note";
+    b.setAttribute("aria-label", `Add note to ${k.reference}`);
+    b.addEventListener("click", () => noteForm(li, k, contactId, describe));
+    li.append(b);
+  }
   return li;
+}
+
+function noteForm(li, k, contactId, describe) {
+  let f = li.querySelector("form.case-note");
+  if (f) { f.hidden = !f.hidden; if (!f.hidden) f.note.focus(); return; }
+  const n = ++desk.serial;
+  f = document.createElement("form");
+  f.className = "case-note";
+  f.noValidate = true;
+  const label = document.createElement("label");
+  label.htmlFor = `case-note-${n}`;
+  label.textContent = `Note for ${k.reference}`;
+  const text = document.createElement("textarea");
+  text.id = `case-note-${n}`;
+  text.name = "note";
+  text.rows = 2;
+  text.maxLength = 10000;
+  f.append(label, text);
+  if (desk.config.case_statuses.length) {  // only where the CRM takes status moves from the desk
+    const sl = document.createElement("label");
+    sl.htmlFor = `case-status-${n}`;
+    sl.textContent = "New status";
+    const select = document.createElement("select");
+    select.id = `case-status-${n}`;
+    select.name = "status";
+    fillSelect(select, [["", "Keep the status"], ...desk.config.case_statuses.map((x) => [x, x.replace(/_/g, " ")])]);
+    f.append(sl, select);
+  }
+  const save = document.createElement("button");
+  save.type = "submit";
+  save.textContent = "Save note";
+  const err = document.createElement("p");
+  err.className = "error";
+  err.setAttribute("role", "alert");
+  f.append(save, err);
+  f.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const note = text.value.trim(), status = f.status ? f.status.value : "";
+    showError(err, null);
+    if (!note && !status) {
+      text.setAttribute("aria-invalid", "true");
+      showError(err, "Write a note or choose a new status.");
+      text.focus();
+      return;
+    }
+    text.removeAttribute("aria-invalid");
+    save.disabled = true;
+    try {
+      const r = await api("POST", `/contacts/${encodeURIComponent(contactId)}/cases/${encodeURIComponent(k.id || k.reference)}`,
+        { note: note || null, status: status || null });
+      k.status = r.status;
+      describe();
+      f.remove();
+      const done = document.createElement("p");
+      done.className = "case-done";
+      done.setAttribute("role", "status");
+      done.textContent = `${note ? "Note added" : "Status changed"} to ${r.reference} (${r.status.replace(/_/g, " ")}).`;
+      li.querySelector(".case-done")?.remove();
+      li.append(done);
+      announce(done.textContent);
+    } catch (e) {
+      showError(err, crmError(e));
+    } finally {
+      save.disabled = false;
+    }
+  });
+  li.append(f);
+  text.focus();
+}
+
+// a CRM that is down: nothing was stored, the agent tries again (the form keeps what they typed)
+function crmError(e) {
+  return e && e.status === 503 && e.body && String(e.body.type || "").endsWith("/crm-unavailable")
+    ? "CRM unavailable, try again." : e;
 }
 
 function announceOffer(c) {
   const q = queueConfig(c.queue);
-  announce(`New ${c.channel || "contact"} offered from ${callerOf(c)}, queue ${q.name || c.queue}. Accept or reject.`);
+  const note = c.el.querySelector(".transfer-note");
+  announce(`New ${c.channel || "contact"} offered from ${callerOf(c)}, queue ${q.name || c.queue}.` +
+    `${note.hidden ? "" : ` ${note.textContent}.`} Accept or reject.`);
   const accept = c.el.querySelector('[data-action="accept"]');
   if (!document.activeElement || document.activeElement === document.body) accept.focus();
 }
@@ -441,9 +545,12 @@ function wireCard(c) {
     const f = ev.target;
     showError(err, null);
     try {
-      await api("POST", `/contacts/${encodeURIComponent(c.id)}/transfer`,
-        { to_queue: f.to_queue.value, note: f.note.value });
-      dropContact(c, `Transferred to ${f.to_queue.selectedOptions[0]?.textContent || f.to_queue.value}`);
+      const body = { to_queue: f.to_queue.value, note: f.note.value };
+      if (f.to_agent.value) body.to_agent = f.to_agent.value;
+      await api("POST", `/contacts/${encodeURIComponent(c.id)}/transfer`, body);
+      const where = f.to_agent.value ? f.to_agent.selectedOptions[0].textContent
+        : f.to_queue.selectedOptions[0]?.textContent || f.to_queue.value;
+      dropContact(c, `Transferred to ${where}`);
     } catch (e) { showError(err, e); }
   });
   el.querySelector("form.wrapup").addEventListener("submit", async (ev) => {
@@ -497,8 +604,8 @@ function setCurrent(id) {
 }
 
 function renderCaseFor() {
-  const k = desk.caseContact, matched = desk.people.length > 0;
-  $("case-for").textContent = k ? `For contact ${k.id}${matched ? ` (${desk.people[0].name})` : ""}.` : "For: no contact in hand.";
+  const k = desk.caseContact, person = desk.people[0] || desk.foreign?.people[0], matched = Boolean(person);
+  $("case-for").textContent = k ? `For contact ${k.id}${matched ? ` (${person.name})` : ""}.` : "For: no contact in hand.";
   $("case-new-resident").hidden = matched;
   if (!matched && k && !$("case-phone").value) $("case-phone").value = k.attributes?.caller_id || k.attributes?.ani || "";
   filterServices();
@@ -512,20 +619,32 @@ function filterServices() {
   }
 }
 
+function casesHead(text) {
+  const head = document.createElement("li");
+  head.className = "cases-head";
+  head.textContent = text;
+  return head;
+}
+
 async function loadHistory() {
-  const list = $("history-list"), rid = $("history-person").value;
-  if (!rid && desk.foreign) {
-    const head = document.createElement("li");
-    head.className = "cases-head";
-    head.textContent = `Open cases in ${desk.foreign.crm}:`;
-    list.replaceChildren(head, ...desk.foreign.cases.map(caseItem));
+  const list = $("history-list"), rid = $("history-person").value, cid = desk.caseContact?.id;
+  if (!rid && desk.config.crm !== "builtin") {
+    // another CRM: the pop's open cases stand in for the history, plus what was filed on this contact
+    const items = [], shown = new Set();
+    if (desk.foreign) {
+      items.push(casesHead(`Open cases in ${desk.foreign.crm}:`));
+      for (const k of desk.foreign.cases) { shown.add(k.reference); items.push(caseItem(k, cid)); }
+    }
+    const filed = (desk.filed.get(cid) || []).filter((k) => !shown.has(k.reference));
+    if (filed.length) items.push(casesHead("Filed on this contact:"), ...filed.map((k) => caseItem(k, cid)));
+    list.replaceChildren(...items);
     return;
   }
   if (!rid) { list.replaceChildren(); return; }
   try {
     const r = await api("GET", `/residents/${encodeURIComponent(rid)}`);
     if ($("history-person").value !== rid) return;
-    const items = r.cases.map((k) => caseItem({ ...k, title: k.service_name, opened_at: k.requested_at }));
+    const items = r.cases.map((k) => caseItem({ ...k, title: k.service_name, opened_at: k.requested_at }, cid));
     if (!items.length) {
       const li = document.createElement("li");
       li.textContent = "No cases yet.";
@@ -588,6 +707,7 @@ async function createCase(ev) {
     if (el.value.trim()) body.attributes[el.dataset.attribute] = el.value.trim();
   }
   const k = desk.caseContact;
+  if (desk.config.crm !== "builtin") { await createCrmCase(k, body); return; }
   if (k) body.contact_id = k.id;
   else body.channel = "voice";
   const rid = $("history-person").value;
@@ -625,6 +745,45 @@ async function createCase(ev) {
     await loadHistory();
   } catch (err) {
     showError($("case-error"), err);
+  } finally {
+    $("case-submit").disabled = false;
+  }
+}
+
+// Another CRM (Dynamics, webhook): the case is filed there, through the engine's connector, from the
+// contact in hand; the CRM's own reference number comes back. The builtin store keeps /cases (above),
+// which also acknowledges with the expected response date.
+async function createCrmCase(k, form) {
+  if (!k) { showError($("case-error"), "Take a contact first: a case is filed from the contact in hand."); return; }
+  const body = { service_code: form.service_code, description: form.description || "",
+    location: form.location.address, attributes: form.attributes };
+  const person = desk.foreign?.people[0];
+  if (person) body.person_id = person.id;
+  else {
+    for (const [key, id] of [["first_name", "case-first-name"], ["last_name", "case-last-name"], ["phone", "case-phone"]]) {
+      if ($(id).value.trim()) body[key] = $(id).value.trim();
+    }
+  }
+  $("case-submit").disabled = true;
+  try {
+    const created = await api("POST", `/contacts/${encodeURIComponent(k.id)}/case`, body);
+    const p = document.createElement("p");
+    p.className = "reference";
+    p.append(`Case created in ${created.crm}. Reference number: `);
+    const ref = document.createElement("strong");
+    ref.id = "case-reference";
+    ref.textContent = created.reference;
+    p.append(ref, ". Read it to the caller.");
+    $("case-result").replaceChildren(p);
+    announce(`Case created: reference ${created.reference.split("").join(" ")}`);
+    for (const id of ["case-description", "case-location"]) $(id).value = "";
+    desk.filed.set(k.id, [created, ...(desk.filed.get(k.id) || [])]);
+    await loadHistory();
+    const c = desk.contacts.get(k.id);
+    // the pop asks the CRM afresh: the new case shows among the caller's open cases
+    if (c) api("GET", `/contacts/${encodeURIComponent(k.id)}/pop`).then(onPop).catch(() => {});
+  } catch (err) {
+    showError($("case-error"), crmError(err));
   } finally {
     $("case-submit").disabled = false;
   }
