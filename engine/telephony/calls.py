@@ -37,6 +37,7 @@ from acd.events import (
 )
 from acd.model import Channel, ContactSpec
 from engine.core import Committed, Core, EngineUnavailable
+from engine.telephony.guards import acd_step, quietly
 from engine.telephony.incall import InCallFeatures
 from engine.telephony.protocol import Admission, HangupCause, Leg, Telephony
 
@@ -374,21 +375,10 @@ class CallController(InCallFeatures):
         await self._quiet(self.telephony.hangup(leg, cause))
 
     async def _quiet(self, aw: Any) -> Any:
-        """Back-end requests on legs that may just have gone: log, never break the call's bookkeeping."""
-        try:
-            return await aw
-        except Exception as exc:
-            log.info("telephony request failed", extra={"error": str(exc)})
-            return None
+        return await quietly(aw)
 
     async def _acd(self, command: Callable[[Any, float], Any]) -> None:
-        """An ACD command that may have been overtaken (the contact moved on): a typed refusal is fine."""
-        try:
-            await self.core.execute(command)
-        except acd_errors.AcdError as exc:
-            log.info("acd command overtaken", extra={"error": str(exc)})
-        except EngineUnavailable as exc:
-            log.error("acd command lost: engine unavailable", extra={"error": str(exc)})
+        await acd_step(self.core, command)
 
     def _maybe_forget(self, call: VoiceCall) -> None:
         live = [leg for leg in (call.caller_leg, call.agent_leg, call.third_leg, call.outside_leg)

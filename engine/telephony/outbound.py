@@ -39,6 +39,7 @@ from acd.events import ContactAbandoned, ContactEnded, ContactOffered, ContactTr
 from acd.model import OUTBOUND_REASON, Channel, ContactSpec, ContactState, Presence
 from engine.core import Committed, Core, EngineUnavailable
 from engine.telephony.dialplan import DialPlan, DialRefused, DialTarget
+from engine.telephony.guards import acd_step, quietly
 from engine.telephony.protocol import HangupCause, Telephony
 from engine.telephony.tonegen import write_wav
 
@@ -397,19 +398,10 @@ class OutboundDialer:
         await self._quiet(self.telephony.hangup(leg, cause))
 
     async def _quiet(self, aw: Any) -> Any:
-        try:
-            return await aw
-        except Exception as exc:  # the leg may just have gone
-            log.info("telephony request failed", extra={"error": str(exc)})
-            return None
+        return await quietly(aw)
 
     async def _acd(self, command: Callable[[Any, float], Any]) -> None:
-        try:
-            await self.core.execute(command)
-        except acd_errors.AcdError as exc:
-            log.info("acd command overtaken", extra={"error": str(exc)})
-        except EngineUnavailable as exc:
-            log.error("acd command lost: engine unavailable", extra={"error": str(exc)})
+        await acd_step(self.core, command)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

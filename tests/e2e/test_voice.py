@@ -20,7 +20,7 @@ import time
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -232,13 +232,19 @@ def tones(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "agent": write_wav(d / "tone600.wav", [(600.0, 2.0)])}
 
 
-@pytest.fixture
-def phones(tmp_path: Path, engine: VoiceEngine) -> Iterator[Callable[..., Phone]]:
-    started: list[Phone] = []
-    rtp = iter(range(43000, 60000, 400))
+PhoneT = TypeVar("PhoneT", bound="Phone")
 
-    def start(*args: str) -> Phone:
-        p = Phone([*args, "--rtp-port", str(next(rtp))], tmp_path / f"phone-{len(started)}.log")
+
+def phone_starter(kind: type[PhoneT], tmp: Path, engine: Any, rtp_ports: range,
+                  idle_timeout: float = 30) -> Iterator[Callable[..., PhoneT]]:
+    """The body of each voice module's `phones` fixture: start UA processes (each with its own RTP ports,
+    from a range per module so modules never collide); afterwards stop them all, wait until the engine's
+    call table is empty and log every agent out."""
+    started: list[PhoneT] = []
+    rtp = iter(rtp_ports)
+
+    def start(*args: str) -> PhoneT:
+        p = kind([*args, "--rtp-port", str(next(rtp))], tmp / f"phone-{len(started)}.log")
         started.append(p)
         return p
 
@@ -248,9 +254,14 @@ def phones(tmp_path: Path, engine: VoiceEngine) -> Iterator[Callable[..., Phone]
         for p in started:
             p.stop()
         try:
-            engine.wait_idle(30)
+            engine.wait_idle(idle_timeout)
         finally:
             engine.logout_all()
+
+
+@pytest.fixture
+def phones(tmp_path: Path, engine: VoiceEngine) -> Iterator[Callable[..., Phone]]:
+    yield from phone_starter(Phone, tmp_path, engine, range(43000, 60000, 400))
 
 
 def agent_phone(phones: Callable[..., Phone], engine: VoiceEngine, agent: str, tmp: Path, *extra: str,

@@ -34,7 +34,7 @@ from acd.events import (
     ContactTransferred,
 )
 from acd.model import AgentState
-from e2e.test_voice import Phone, VoiceEngine, free_udp_port, wait_for
+from e2e.test_voice import Phone, VoiceEngine, free_udp_port, phone_starter, wait_for
 from engine.app import create_app
 from engine.configfile import parse_text
 from engine.settings import Settings
@@ -151,23 +151,7 @@ def tones(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def phones(tmp_path: Path, engine: InCallEngine) -> Iterator[Callable[..., TimedPhone]]:
-    started: list[TimedPhone] = []
-    rtp = iter(range(23000, 30000, 400))
-
-    def start(*args: str) -> TimedPhone:
-        p = TimedPhone([*args, "--rtp-port", str(next(rtp))], tmp_path / f"phone-{len(started)}.log")
-        started.append(p)
-        return p
-
-    try:
-        yield start
-    finally:
-        for p in started:
-            p.stop()
-        try:
-            engine.wait_idle(30)
-        finally:
-            engine.logout_all()
+    yield from phone_starter(TimedPhone, tmp_path, engine, range(23000, 30000, 400))
 
 
 def station(phones: Callable[..., TimedPhone], engine: InCallEngine, who: str, tmp: Path, tones: dict[str, Path],

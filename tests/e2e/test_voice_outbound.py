@@ -19,12 +19,12 @@ import httpx
 import pytest
 
 from acd.events import CallbackScheduled, ContactAnswered, ContactEnded, ContactOffered, ContactQueued
+from e2e.test_voice import Phone, VoiceEngine, free_udp_port, phone_starter, tone_seconds, wait_for
 from engine.app import create_app
 from engine.configfile import parse_text
 from engine.core import Committed
 from engine.settings import Settings
 from engine.telephony.tonegen import write_wav
-from e2e.test_voice import Phone, VoiceEngine, free_udp_port, tone_seconds, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -131,23 +131,7 @@ def tones(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def phones(tmp_path: Path, engine: OutboundEngine) -> Iterator[Callable[..., Phone]]:
-    started: list[Phone] = []
-    rtp = iter(range(33000, 40000, 400))
-
-    def start(*args: str) -> Phone:
-        p = Phone([*args, "--rtp-port", str(next(rtp))], tmp_path / f"phone-{len(started)}.log")
-        started.append(p)
-        return p
-
-    try:
-        yield start
-    finally:
-        for p in started:
-            p.stop()
-        try:
-            engine.wait_idle(30)
-        finally:
-            engine.logout_all()
+    yield from phone_starter(Phone, tmp_path, engine, range(33000, 40000, 400))
 
 
 def station(phones: Callable[..., Phone], engine: OutboundEngine, agent: str, tmp: Path, tone: Path,

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from acd.events import ContactAbandoned, ContactAnswered, ContactOffered, ContactQueued, OfferMissed
-from e2e.test_voice import Phone, free_udp_port, wait_for
+from e2e.test_voice import Phone, free_udp_port, phone_starter, wait_for
 from e2e.test_voice_outbound import OutboundEngine, station
 
 pytestmark = pytest.mark.timeout(240)
@@ -60,23 +60,7 @@ def tone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def phones(tmp_path: Path, engine: OutboundEngine) -> Iterator[Callable[..., Phone]]:
-    started: list[Phone] = []
-    rtp = iter(range(35000, 38000, 400))
-
-    def start(*args: str) -> Phone:
-        p = Phone([*args, "--rtp-port", str(next(rtp))], tmp_path / f"phone-{len(started)}.log")
-        started.append(p)
-        return p
-
-    try:
-        yield start
-    finally:
-        for p in started:
-            p.stop()
-        try:
-            engine.wait_idle(45)
-        finally:
-            engine.logout_all()
+    yield from phone_starter(Phone, tmp_path, engine, range(35000, 38000, 400), idle_timeout=45)
 
 
 def normal_call_works(engine: OutboundEngine, phones: Callable[..., Phone], tone: Path, tmp: Path) -> None:
