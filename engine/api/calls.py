@@ -94,23 +94,21 @@ async def consult(contact_id: str, body: ThirdParty, request: Request, p: Princi
 async def consult_complete(contact_id: str, request: Request, p: Principal = Depends(agent_user),
                            c: Core = Depends(core)) -> dict[str, Any]:
     """The consulted party takes the caller (an agent gets the contact with its history and the note)."""
-    _may_touch(p, _get(c, contact_id))
-    calls = _controller(request)
-    try:
-        await calls.consult_complete(contact_id)
-    except InCallRefused as exc:
-        raise ApiProblem(409, exc.code, "Invalid transition", exc.detail) from None
-    return _view(c, calls, contact_id)
+    return await _end_consult(request, c, p, contact_id, complete=True)
 
 
 @router.post("/{contact_id}/consult/cancel")
 async def consult_cancel(contact_id: str, request: Request, p: Principal = Depends(agent_user),
                          c: Core = Depends(core)) -> dict[str, Any]:
     """Let the consulted party go; the caller is back with the agent."""
+    return await _end_consult(request, c, p, contact_id, complete=False)
+
+
+async def _end_consult(request: Request, c: Core, p: Principal, contact_id: str, *, complete: bool) -> dict[str, Any]:
     _may_touch(p, _get(c, contact_id))
     calls = _controller(request)
     try:
-        await calls.consult_cancel(contact_id)
+        await (calls.consult_complete if complete else calls.consult_cancel)(contact_id)
     except InCallRefused as exc:
         raise ApiProblem(409, exc.code, "Invalid transition", exc.detail) from None
     return _view(c, calls, contact_id)

@@ -37,7 +37,7 @@ from acd.events import (
 )
 from acd.model import Channel, ContactSpec
 from engine.core import Committed, Core, EngineUnavailable
-from engine.telephony.guards import acd_step, quietly
+from engine.telephony.guards import LegWork
 from engine.telephony.incall import InCallFeatures
 from engine.telephony.protocol import Admission, HangupCause, Leg, Telephony
 
@@ -81,7 +81,7 @@ class VoiceCall:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-class CallController(InCallFeatures):
+class CallController(InCallFeatures, LegWork):
     """Implements `CallEvents` for a `Telephony` back end and follows the ACD's committed events."""
 
     def __init__(self, core: Core, telephony: Telephony, *, numbers: Callable[[], dict[str, str]],
@@ -371,15 +371,6 @@ class CallController(InCallFeatures):
             pid, call.comfort = call.comfort, None
             await self._quiet(self.telephony.stop_playback(pid))
 
-    async def _hangup(self, leg: str, cause: HangupCause) -> None:
-        await self._quiet(self.telephony.hangup(leg, cause))
-
-    async def _quiet(self, aw: Any) -> Any:
-        return await quietly(aw)
-
-    async def _acd(self, command: Callable[[Any, float], Any]) -> None:
-        await acd_step(self.core, command)
-
     def _maybe_forget(self, call: VoiceCall) -> None:
         live = [leg for leg in (call.caller_leg, call.agent_leg, call.third_leg, call.outside_leg)
                 if leg is not None and leg in self.legs]
@@ -390,16 +381,6 @@ class CallController(InCallFeatures):
         self.calls.pop(call.contact, None)
         for leg in [x for x, c in self.legs.items() if c is call]:
             self.legs.pop(leg, None)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("call handler failed", exc_info=task.exception())
 
 
 async def start_voice(app: Any) -> CallController | None:

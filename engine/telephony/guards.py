@@ -6,12 +6,14 @@ to act and acting. Those races are normal, so they are logged and absorbed here,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from acd import errors as acd_errors
 from engine.core import Core, EngineUnavailable
+from engine.telephony.protocol import HangupCause
 
 log = logging.getLogger("switchboard.calls")
 
@@ -33,3 +35,32 @@ async def acd_step(core: Core, command: Callable[[Any, float], Any]) -> None:
         log.info("acd command overtaken", extra={"error": str(exc)})
     except EngineUnavailable as exc:
         log.error("acd command lost: engine unavailable", extra={"error": str(exc)})
+
+
+class LegWork:
+    """What the call controller and the outbound dialer share: guarded back-end and ACD steps, and the
+    handler tasks they spawn (kept referenced until done; a failure is logged, never lost)."""
+
+    core: Core
+    telephony: Any  # protocol.Telephony
+    _tasks: set[asyncio.Task[Any]]
+    handler_name = "call handler"  # in the log line of a failed task
+
+    async def _quiet(self, aw: Awaitable[Any]) -> Any:
+        return await quietly(aw)
+
+    async def _acd(self, command: Callable[[Any, float], Any]) -> None:
+        await acd_step(self.core, command)
+
+    async def _hangup(self, leg: str, cause: HangupCause) -> None:
+        await quietly(self.telephony.hangup(leg, cause))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(f"{self.handler_name} failed", exc_info=task.exception())

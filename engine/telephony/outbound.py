@@ -39,7 +39,7 @@ from acd.events import ContactAbandoned, ContactEnded, ContactOffered, ContactTr
 from acd.model import OUTBOUND_REASON, Channel, ContactSpec, ContactState, Presence
 from engine.core import Committed, Core, EngineUnavailable
 from engine.telephony.dialplan import DialPlan, DialRefused, DialTarget
-from engine.telephony.guards import acd_step, quietly
+from engine.telephony.guards import LegWork
 from engine.telephony.protocol import HangupCause, Telephony
 from engine.telephony.tonegen import write_wav
 
@@ -90,7 +90,9 @@ class OutboundCall:
                 "outcome": self.outcome or None}
 
 
-class OutboundDialer:
+class OutboundDialer(LegWork):
+    handler_name = "outbound handler"
+
     def __init__(self, core: Core, telephony: Telephony, *, stations: Callable[[], dict[str, str]],
                  dial_plan: Callable[[], DialPlan], caller_id: Callable[[], str], media_dir: Path,
                  callback_retry_s: float = CALLBACK_RETRY_S, callback_attempts: int = CALLBACK_ATTEMPTS,
@@ -394,24 +396,6 @@ class OutboundDialer:
             pid, call.ringback = call.ringback, None
             await self._quiet(self.telephony.stop_playback(pid))
 
-    async def _hangup(self, leg: str, cause: HangupCause) -> None:
-        await self._quiet(self.telephony.hangup(leg, cause))
-
-    async def _quiet(self, aw: Any) -> Any:
-        return await quietly(aw)
-
-    async def _acd(self, command: Callable[[Any, float], Any]) -> None:
-        await acd_step(self.core, command)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("outbound handler failed", exc_info=task.exception())
 
 
 def start_outbound(app: Any, controller: Any) -> OutboundDialer:
