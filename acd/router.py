@@ -11,7 +11,8 @@ Indexing, so a decision costs about the log of the number of waiting contacts:
 - each class knows the agents qualified for it, each agent the classes it qualifies for;
 - `_free[channel]` holds the ready agents with a slot left on that channel.
 A freed agent peeks at the heads of its classes; a new contact intersects its class's agents with
-the free set. Between commands no waiting contact has a free, qualified agent that has not refused it.
+the free set. Between commands no waiting contact has a free, qualified agent that has not refused it
+(a refusal lasts `decline_retry_s`; every command, not only `tick`, takes back the refusals that ran out).
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ class Router:
         self._free: dict[Channel, set[str]] = {ch: set() for ch in Channel}
         self._waiting: dict[str, dict[str, Contact]] = {q: {} for q in center.queues}
         self._timers: list[tuple[float, int, int, str, float]] = []
+        # ends of declines, apart: every command releases those due, not only tick, because a command
+        # that comes late for its timers must not pass over a contact the agent may now take again
+        self._retries: list[tuple[float, int, int, str, float]] = []
         self._timer_seq = 0
         self._arrivals = 0
         self._token = 0
@@ -180,6 +184,7 @@ class Router:
                     if name not in ("cfg", "id", "order", "free"):
                         setattr(fresh, name, getattr(old, name))
         new._timers = list(self._timers)
+        new._retries = list(self._retries)
         for c in self.contacts.values():
             c.route_class, c.heap_token = None, 0
             if c.queue in center.queues:
@@ -431,17 +436,22 @@ class Router:
         """Fire every timer due by `now`: offer timeouts, widening, restrictions, wrap-up, callbacks.
 
         Each fires at its own due time, so the events say when things really happened."""
-        timers = self._timers
-        while timers and timers[0][0] <= now and self._stale(timers[0]):
-            heapq.heappop(timers)  # e.g. the timeout of an offer already accepted: nothing to decide
-        if not timers or timers[0][0] > now:
+        timers, retries = self._timers, self._retries
+        for heap in (timers, retries):
+            while heap and heap[0][0] <= now and self._stale(heap[0]):
+                heapq.heappop(heap)  # e.g. the timeout of an offer already accepted: nothing to decide
+        if (not timers or timers[0][0] > now) and (not retries or retries[0][0] > now):
             if now > self.now:
                 self.now = now
             return []
         with self._command(now, advance=False):
-            timers = self._timers
-            while timers and timers[0][0] <= now:
-                due, _, kind, cid, stamp = heapq.heappop(timers)
+            while True:
+                heap = timers if timers and timers[0][0] <= now else None
+                if retries and retries[0][0] <= now and (heap is None or retries[0] < timers[0]):
+                    heap = retries
+                if heap is None:
+                    break
+                due, _, kind, cid, stamp = heapq.heappop(heap)
                 t = max(due, self.now)
                 self.now = t
                 self._fire(kind, self.contacts.get(cid), stamp, t)
@@ -466,7 +476,8 @@ class Router:
 
     def next_due(self) -> float | None:
         """When the next timer fires (possibly a stale one: ticking then is harmless)."""
-        return self._timers[0][0] if self._timers else None
+        heads = [heap[0][0] for heap in (self._timers, self._retries) if heap]
+        return min(heads) if heads else None
 
     # ------------------------------------------------------------------------------------------
     # reads
@@ -945,7 +956,7 @@ class Router:
 
     def _timer(self, due: float, kind: int, contact: str, stamp: float) -> None:
         self._timer_seq += 1
-        heapq.heappush(self._timers, (due, self._timer_seq, kind, contact, stamp))
+        heapq.heappush(self._retries if kind == _RETRY else self._timers, (due, self._timer_seq, kind, contact, stamp))
 
     # ------------------------------------------------------------------------------------------
     # decisions
@@ -1107,6 +1118,10 @@ class Router:
         t = now if now > self.now else self.now
         if advance:
             self.now = t
+            retries = self._retries
+            while retries and retries[0][0] <= t:  # declines that ran out: match those contacts again
+                _, _, kind, cid, stamp = heapq.heappop(retries)
+                self._fire(kind, self.contacts.get(cid), stamp, t)  # (no events: marks them for matching)
         self._out = []
         return Router._Cmd(self, t)
 

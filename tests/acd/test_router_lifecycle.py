@@ -162,6 +162,32 @@ def test_declines_run_out_in_the_order_they_were_made(kit) -> None:
     _replays(j)
 
 
+def test_a_command_that_comes_late_for_a_decline_ending_does_not_pass_over_the_older_contact(kit) -> None:
+    """Nobody ticked when ann's decline ran out (at 3): the next command, whatever it is, brings c1 back
+    first, so the older caller is not passed over for a newer one (found by the property test)."""
+    center = kit.make_center({"q": {}}, {"ann": {}}, rona_misses=3, decline_retry_s=3)
+    j = kit.Journal(center)
+    j("login", "ann", 0.0, ready=True)
+    j("enqueue", kit.spec("c1"), 0.0)
+    assert kit.offers(j("reject", "c1", "ann", 0.0)) == []
+    assert kit.offers(j("enqueue", kit.spec("c2"), 6.0)) == [("c1", "ann")]  # not c2: c1 is older
+    _replays(j)
+
+
+def test_any_late_command_brings_back_a_contact_whose_decline_ran_out(kit) -> None:
+    center = kit.make_center({"q": {}, "other": {}}, {"ann": {}, "bob": {"capacity": {"chat": 1}}},
+                             rona_misses=3, decline_retry_s=3)
+    j = kit.Journal(center)
+    j("login", "ann", 0.0, ready=True)
+    j("login", "bob", 0.0, ready=True)
+    j("enqueue", kit.spec("c1"), 0.0)
+    j("reject", "c1", "ann", 0.0)
+    j("enqueue", kit.spec("chat1", "other", Channel.CHAT), 1.0)  # bob takes it: nothing for ann yet
+    out = j("abandon", "chat1", 6.0)  # a command about something else, after ann's decline ran out
+    assert kit.offers(out) == [("c1", "ann")]
+    _replays(j)
+
+
 def test_an_agent_back_from_rona_may_be_offered_the_contact_they_missed(kit) -> None:
     """The only qualified agent lets a call ring out, goes RONA, comes back: the caller must not wait
     for ever beside an idle agent. A miss excludes the agent only until they are ready again."""
