@@ -1,4 +1,5 @@
-"""Helpers the test folders share: the PostgreSQL test server, fresh schemas on it, and a TCP relay.
+"""Helpers the test folders share: the PostgreSQL test server, fresh schemas and databases on it, and a
+TCP relay.
 
 `tests/` is on sys.path under pytest (tests/conftest.py sits here), so test modules import this as
 `testsupport`. Fixtures built on it live in tests/conftest.py.
@@ -56,6 +57,25 @@ def fresh_schema(server_url: str, prefix: str = "sbtest") -> Iterator[str]:
             conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :n"),
                          {"n": schema})
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str, prefix: str = "sbtest") -> Iterator[str]:
+    """A URL of a new, empty database `<prefix>_<random>` on the PostgreSQL server of `server_url`, dropped
+    afterwards with any session still on it (for a whole engine process, which wants a database of its own)."""
+    url = normalize_url(server_url)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                         {"n": name})
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
 
 
@@ -136,10 +156,3 @@ class Relay:
             _shut(src)
             _shut(dst)
 
-
-def _shut(s: socket.socket) -> None:
-    try:
-        s.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    s.close()

@@ -21,7 +21,6 @@ import csv
 import glob
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -36,8 +35,10 @@ from typing import Any
 import httpx
 import psutil  # type: ignore[import-untyped]
 
+from engine.bench import sipp
+from engine.bench.processes import free_port, stop
+
 PCAP = "/usr/share/sip-tester/g711a.pcap"  # Debian sip-tester: 8 s of G.711 a-law
-MEDIA_PORTS = range(38000, 40000, 10)  # SIPp's RTP (each instance takes a few ports from its base)
 ENGINE_RTP_START = 31000
 
 UAS_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -81,27 +82,7 @@ Content-Length: 0
 
 UAC_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="caller">
-  <send retrans="500" start_rtd="setup"><![CDATA[
-INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: caller <sip:905555[call_number]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: sip:caller@[local_ip]:[local_port]
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=caller 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 8
-a=rtpmap:8 PCMA/8000
-
-]]></send>
+  """ + sipp.invite(caller="caller", number="905555[call_number]", codec=8, rtd="setup") + """
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="200" rtd="setup"/>
@@ -134,38 +115,6 @@ Content-Length: 0
   <recv response="200"/>
 </scenario>
 """
-
-
-def free_port(kind: int = socket.SOCK_DGRAM, both: bool = True) -> int:
-    """A loopback port free for UDP (and TCP, which the engine's SIP binds too)."""
-    while True:
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-            if not both:
-                return port
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-
-
-def media_port(taken: set[int]) -> int:
-    """A base port in SIPp's media range whose next four ports are free."""
-    for base in MEDIA_PORTS:
-        if base in taken:
-            continue
-        try:
-            for p in range(base, base + 4):
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        taken.add(base)
-        return base
-    raise RuntimeError("no free SIPp media port in 38000-39999")
 
 
 def site_file(agents: int, uas_port: int) -> str:
@@ -226,15 +175,9 @@ class EngineProcess:
         return self.proc.poll() is None
 
     def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        code = stop(self.proc, 20, kill_wait_s=5)
         self._log.close()
-        return self.proc.returncode
+        return code
 
 
 class Sampler:
@@ -334,9 +277,7 @@ def _connect_ms(data_dir: Path) -> tuple[list[float], int]:
 def run_calls(*, rate: float, concurrent: int, duration_s: float, hold_s: float, agents: int | None = None,
               workdir: Path | None = None,
               progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
-    sipp = shutil.which("sipp")
-    if sipp is None:
-        raise RuntimeError("SIPp is not installed (Debian package sip-tester)")
+    sipp.sipp_exe()  # before anything starts: say what is missing
     if not Path(PCAP).exists():
         raise RuntimeError(f"{PCAP} is missing (Debian package sip-tester ships it)")
     agents = agents or concurrent
@@ -355,9 +296,8 @@ def run_calls(*, rate: float, concurrent: int, duration_s: float, hold_s: float,
         engine.wait_ready()
         progress(f"engine up (HTTP {engine.http_port}, SIP {engine.sip_port}); "
                  f"stations: SIPp UAS on {uas_port}")
-        uas = subprocess.Popen([sipp, "-sf", str(work / "uas.xml"), "-i", "127.0.0.1", "-p", str(uas_port),
-                                "-mp", str(media_port(taken)), "-rtp_echo", "-nostdin",
-                                "-trace_err", "-error_file", str(work / "uas-errors.log")],
+        uas = subprocess.Popen(sipp.command(work / "uas.xml", errors=work / "uas-errors.log", port=uas_port,
+                                            media=sipp.media_port(taken), extra=["-rtp_echo"]),
                                cwd=work, stdout=subprocess.DEVNULL, stderr=open(work / "uas.stderr", "wb"))
         ids = [f"a{i:03d}" for i in range(1, agents + 1)]
         engine.login_agents(ids)
@@ -366,14 +306,14 @@ def run_calls(*, rate: float, concurrent: int, duration_s: float, hold_s: float,
                  f"(each call {hold_s} s)")
         total = max(1, int(rate * duration_s))
         with Sampler(engine.proc.pid) as sample:
-            uac = subprocess.run(
-                [sipp, f"127.0.0.1:{engine.sip_port}", "-sf", str(work / "uac.xml"), "-s", "311",
-                 "-i", "127.0.0.1", "-p", str(free_port()), "-mp", str(media_port(taken)),
-                 "-r", str(rate), "-l", str(concurrent), "-m", str(total), "-nostdin",
-                 "-timeout", f"{int(duration_s + hold_s + 60)}s", "-max_socket", "2000",
-                 "-trace_stat", "-stf", str(work / "stat.csv"), "-fd", "1",
-                 "-trace_rtt", "-rtt_freq", "1", "-trace_err", "-error_file", str(work / "uac-errors.log")],
-                cwd=work, capture_output=True, text=True, timeout=duration_s + hold_s + 120)
+            uac = sipp.run(
+                work / "uac.xml", remote=f"127.0.0.1:{engine.sip_port}", service="311",
+                errors=work / "uac-errors.log", media=sipp.media_port(taken),
+                extra=["-r", str(rate), "-l", str(concurrent), "-m", str(total),
+                       "-timeout", f"{int(duration_s + hold_s + 60)}s", "-max_socket", "2000",
+                       "-trace_stat", "-stf", str(work / "stat.csv"), "-fd", "1",
+                       "-trace_rtt", "-rtt_freq", "1"],
+                cwd=work, timeout=duration_s + hold_s + 120)
         alive = engine.alive()
         stats = _sipp_stats(work / "stat.csv")
         setup = _rtt_ms(work)
@@ -403,12 +343,8 @@ def run_calls(*, rate: float, concurrent: int, duration_s: float, hold_s: float,
             result["failure_sample"] = errors.read_text(errors="replace")[-1200:] if errors.exists() else ""
         return result
     finally:
-        if uas is not None and uas.poll() is None:
-            uas.terminate()
-            try:
-                uas.wait(10)
-            except subprocess.TimeoutExpired:
-                uas.kill()
+        if uas is not None:
+            stop(uas, 10)
         engine.stop()
         if own_dir:
             shutil.rmtree(work, ignore_errors=True)

@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,94 +28,46 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
-from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_engine import PASSWORD, REPO, agent_ids, free_port, site_config
+from load_engine import (
+    PASSWORD,
+    REPO,
+    AgentSocket,
+    Server,
+    agent_ids,
+    close_sockets,
+    log,
+    ms,
+    quantile,
+    site_config,
+)
 
 
-class Server:
-    """`python -m engine.cli serve` in a subprocess: its own data dir and site file, SIP off, builtin CRM."""
-
-    def __init__(self, workdir: Path, config: dict[str, Any], log_path: Path):
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}/api/v1/ws/agent"
-        site = workdir / "site.yaml"
-        site.write_text(yaml.safe_dump(config, sort_keys=False))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
-        env.update(SWITCHBOARD_DATA_DIR=str(workdir / "data"), SWITCHBOARD_CONFIG=str(site),
-                   SWITCHBOARD_HTTP_HOST="127.0.0.1", SWITCHBOARD_HTTP_PORT=str(self.port),
-                   SWITCHBOARD_LOG_LEVEL="WARNING", SWITCHBOARD_SIP_ENABLED="false")
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_path
-        with open(log_path, "wb") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve"], cwd=REPO, env=env,
-                                         stdout=out, stderr=subprocess.STDOUT)
-
-    async def ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=2) as c:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log_path}")
-                try:
-                    if (await c.get(f"{self.base_url}/readyz")).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise RuntimeError(f"server not ready within {timeout:.0f} s; see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-
-def log(msg: str) -> None:
-    print(f"[screenpop {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def quantile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def ms(v: float | None) -> float | None:
-    return None if v is None else round(v * 1000, 2)
-
-
-class Desk:
+class Desk(AgentSocket):
     """One agent's socket: times each offer and its pop, then finishes the contact over HTTP."""
 
-    def __init__(self, agent: str, ws: ClientConnection, http: httpx.AsyncClient, results: dict[str, Any]):
-        self.agent, self.ws, self.http, self.results = agent, ws, http, results
+    def __init__(self, agent: str, url: str, http: httpx.AsyncClient, results: dict[str, Any]):
+        super().__init__(agent, url)
+        self.http, self.results = http, results
         self.offered: dict[str, float] = {}
 
-    async def run(self) -> None:
-        async for raw in self.ws:
-            now = time.perf_counter()
-            m = json.loads(raw)
-            kind, cid = m.get("type"), m.get("contact")
-            if kind == "ContactOffered" and m.get("agent") == self.agent:
-                self.offered[cid] = now
-                self.results["offer_at"][cid] = now
-            elif kind == "cti.screen_pop" and cid is not None:
-                offered = self.offered.pop(cid, None)
-                if offered is None:
-                    self.results["pop_before_offer"].append(cid)
-                    continue
-                self.results["offer_to_pop"].append(now - offered)
-                self.results["status"][m["status"]] = self.results["status"].get(m["status"], 0) + 1
-                asyncio.create_task(self.finish(cid))
+    def on_message(self, m: dict[str, Any], arrived: float, arrived_wall: float) -> None:
+        kind, cid = m.get("type"), m.get("contact")
+        if kind == "ContactOffered" and m.get("agent") == self.agent and cid is not None:
+            self.offered[cid] = arrived
+            self.results["offer_at"][cid] = arrived
+        elif kind == "cti.screen_pop" and cid is not None:
+            offered = self.offered.pop(cid, None)
+            if offered is None:
+                self.results["pop_before_offer"].append(cid)
+                return
+            self.results["offer_to_pop"].append(arrived - offered)
+            self.results["status"][m["status"]] = self.results["status"].get(m["status"], 0) + 1
+            self.spawn(self.finish(cid))
+
+    def lost(self, detail: str) -> None:
+        self.results["errors"].append(f"socket {detail}")
 
     async def finish(self, cid: str) -> None:
         try:
@@ -133,11 +83,12 @@ class Desk:
 async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     rng = random.Random(args.seed)
     server = Server(workdir, site_config(args.agents, offer_timeout_s=120),
-                    Path(args.server_log or REPO / "test-artifacts" / "bench" / "screenpop-server.log"))
+                    Path(args.server_log or REPO / "test-artifacts" / "bench" / "screenpop-server.log"),
+                    {"SWITCHBOARD_SIP_ENABLED": "false"})
     results: dict[str, Any] = {"offer_to_pop": [], "offer_at": {}, "status": {}, "pop_before_offer": [],
                                "completed": 0, "errors": []}
-    sockets: list[ClientConnection] = []
-    tasks: list[asyncio.Task[None]] = []
+    desks: list[Desk] = []
+    listeners: list[asyncio.Task[None]] = []
     try:
         await server.ready()
         base = server.base_url
@@ -163,16 +114,15 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 phones.append(phone)
             # a supervisor may follow any agent: one socket per agent, as each desktop has its own
             ids = agent_ids(args.agents)
-            for a in ids:
-                ws = await connect(f"{server.ws_url}?token={token}&agent={a}", open_timeout=30,
-                                   max_size=2**22)
-                hello = json.loads(await ws.recv())
-                assert hello["type"] == "hello", hello
-                sockets.append(ws)
-                tasks.append(asyncio.create_task(Desk(a, ws, http, results).run()))
+            desks += [Desk(a, f"{server.ws_url}?token={token}&agent={a}", http, results) for a in ids]
+            listeners += [asyncio.create_task(d.listen()) for d in desks]
+            await asyncio.wait_for(asyncio.gather(*(d.connected.wait() for d in desks)), 120)
+            if results["errors"]:
+                raise RuntimeError(f"setup failed: {results['errors'][:3]}")
             for a in ids:
                 (await http.post(f"/api/v1/agents/{a}/login", json={"ready": True})).raise_for_status()
-            log(f"{args.agents} agents connected and ready, {len(phones)} residents; sending {args.contacts}")
+            log(f"{args.agents} agents connected and ready, {len(phones)} residents; sending {args.contacts}",
+                "screenpop")
 
             sent: dict[str, float] = {}
 
@@ -199,23 +149,21 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 await asyncio.sleep(0.1)
             elapsed = time.perf_counter() - started
     finally:
-        for t in tasks:
-            t.cancel()
-        for ws in sockets:
-            await ws.close()
+        await close_sockets(desks, listeners)
         server.stop()
 
-    pops = results["offer_to_pop"]
-    to_offer = [results["offer_at"][c] - sent[c] for c in sent if c in results["offer_at"]]
+    pops = sorted(results["offer_to_pop"])
+    to_offer = sorted(results["offer_at"][c] - sent[c] for c in sent if c in results["offer_at"])
     return {
         "agents": args.agents, "contacts": args.contacts, "rate_per_s": args.rate, "crm": "builtin",
         "database": "sqlite", "bus": "memory", "residents": args.residents, "known_share": args.known,
         "pops": len(pops), "pops_by_status": results["status"], "completed": results["completed"],
-        "offer_to_pop_p50_ms": ms(quantile(pops, 0.50)), "offer_to_pop_p90_ms": ms(quantile(pops, 0.90)),
-        "offer_to_pop_p99_ms": ms(quantile(pops, 0.99)),
-        "offer_to_pop_max_ms": ms(max(pops) if pops else None),
-        "post_to_offer_p50_ms": ms(quantile(to_offer, 0.50)),
-        "post_to_offer_p99_ms": ms(quantile(to_offer, 0.99)),
+        "offer_to_pop_p50_ms": ms(quantile(pops, 0.50), 2),
+        "offer_to_pop_p90_ms": ms(quantile(pops, 0.90), 2),
+        "offer_to_pop_p99_ms": ms(quantile(pops, 0.99), 2),
+        "offer_to_pop_max_ms": ms(max(pops) if pops else None, 2),
+        "post_to_offer_p50_ms": ms(quantile(to_offer, 0.50), 2),
+        "post_to_offer_p99_ms": ms(quantile(to_offer, 0.99), 2),
         "pop_before_offer": len(results["pop_before_offer"]),
         "missing_pops": args.contacts - len(pops),
         "errors": len(results["errors"]), "error_samples": results["errors"][:5],

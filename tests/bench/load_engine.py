@@ -27,31 +27,31 @@ import asyncio
 import json
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
 import yaml
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
+
+from engine.bench.processes import free_port, stop
 
 REPO = Path(__file__).resolve().parents[2]
 QUEUES = ("general", "permits")
 PASSWORD = "load-test-pass"
 
 
-def log(msg: str) -> None:
-    print(f"[load {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+def log(msg: str, who: str = "load") -> None:
+    """Progress on stderr (stdout is the JSON result)."""
+    print(f"[{who} {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def agent_ids(n: int) -> list[str]:
@@ -72,41 +72,12 @@ def site_config(agents: int, offer_timeout_s: float) -> dict[str, Any]:
     }
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def scratch_postgres(server_url: str) -> Iterator[str]:
-    """A fresh database on the PostgreSQL server of `server_url`, dropped (with its sessions) afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    url = make_url(server_url)
-    if url.drivername == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
-    name = f"sb_load_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                         {"n": name})
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
-
-
 class Server:
-    """`python -m engine.cli serve` in a subprocess with its own data dir and site file."""
+    """`python -m engine.cli serve` in a subprocess with its own data dir and site file; `settings` are
+    further SWITCHBOARD_* variables (e.g. SWITCHBOARD_DATABASE_URL)."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any], database_url: str | None, redis_url: str | None,
-                 log_path: Path):
-        self.port = free_port()
+    def __init__(self, workdir: Path, config: dict[str, Any], log_path: Path, settings: dict[str, str]):
+        self.port = free_port(socket.SOCK_STREAM, both=False)
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/api/v1/ws/agent"
         site = workdir / "site.yaml"
@@ -114,11 +85,7 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
         env.update(SWITCHBOARD_DATA_DIR=str(workdir / "data"), SWITCHBOARD_CONFIG=str(site),
                    SWITCHBOARD_HTTP_HOST="127.0.0.1", SWITCHBOARD_HTTP_PORT=str(self.port),
-                   SWITCHBOARD_LOG_LEVEL="WARNING")
-        if database_url:
-            env["SWITCHBOARD_DATABASE_URL"] = database_url
-        if redis_url:
-            env["SWITCHBOARD_REDIS_URL"] = redis_url
+                   SWITCHBOARD_LOG_LEVEL="WARNING", **settings)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path
         with open(log_path, "wb") as out:
@@ -148,13 +115,7 @@ class Server:
         return float(t.user + t.system)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop(self.proc)
 
 
 class Run:
@@ -236,41 +197,74 @@ async def call(lane: Lane, run: Run, kind: str, method: str, url: str, token: st
     return r
 
 
-class Agent:
-    """One agent: its socket, and the offers it accepts, holds for a while and completes."""
+class AgentSocket:
+    """One agent's desktop socket, read by a task of its own (`listen`): the hello sets `connected`, every
+    other message goes to `on_message` with the times it arrived (monotonic and wall clock, taken before it
+    is parsed); work a message starts runs in tasks of its own (`spawn`), so the socket is always read."""
 
-    def __init__(self, agent: str, token: str, server: Server, http: Lane, run: Run,
-                 rng: random.Random, handle_s: tuple[float, float]):
-        self.agent, self.token, self.server, self.http, self.run = agent, token, server, http, run
-        self.rng, self.handle_s = rng, handle_s
+    def __init__(self, agent: str, url: str):
+        self.agent, self.url = agent, url
         self.connected = asyncio.Event()
-        self.ws: ClientConnection | None = None
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def listen(self) -> None:
         try:
-            async with connect(f"{self.server.ws_url}?token={self.token}", open_timeout=30,
-                               max_size=2**22, ping_interval=None) as ws:
-                self.ws = ws
+            async with connect(self.url, open_timeout=30, max_size=2**22, ping_interval=None) as ws:
                 async for raw in ws:
                     arrived, arrived_wall = time.perf_counter(), time.time()
                     msg = json.loads(raw)
                     if msg.get("type") == "hello":
                         self.connected.set()
-                    elif msg.get("type") == "ContactOffered" and msg.get("agent") == self.agent:
-                        cid = msg["contact"]
-                        if cid not in self.run.offered:
-                            self.run.offered[cid], self.run.offered_wall[cid] = arrived, arrived_wall
-                            self.run.decided_wall[cid] = float(msg["t"])
-                        task = asyncio.create_task(self.handle(cid))
-                        self.tasks.add(task)
-                        task.add_done_callback(self.tasks.discard)
+                    else:
+                        self.on_message(msg, arrived, arrived_wall)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a lost socket is an error of the run, not of the script
-            self.run.error("ws", f"{self.agent}: {type(exc).__name__}: {exc}")
+            self.lost(f"{self.agent}: {type(exc).__name__}: {exc}")
         finally:
             self.connected.set()
+
+    def on_message(self, msg: dict[str, Any], arrived: float, arrived_wall: float) -> None:
+        raise NotImplementedError
+
+    def lost(self, detail: str) -> None:
+        raise NotImplementedError
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+
+async def close_sockets(sockets: Sequence[AgentSocket], listeners: list[asyncio.Task[None]]) -> None:
+    """Stop listening and cancel the work the sockets started; return once all of it has ended."""
+    for t in listeners:
+        t.cancel()
+    for s in sockets:
+        for t in list(s.tasks):
+            t.cancel()
+    await asyncio.gather(*listeners, *(t for s in sockets for t in s.tasks), return_exceptions=True)
+
+
+class Agent(AgentSocket):
+    """One agent: the offers its socket gets, each accepted, held for a while and completed."""
+
+    def __init__(self, agent: str, token: str, server: Server, http: Lane, run: Run,
+                 rng: random.Random, handle_s: tuple[float, float]):
+        super().__init__(agent, f"{server.ws_url}?token={token}")
+        self.token, self.server, self.http, self.run = token, server, http, run
+        self.rng, self.handle_s = rng, handle_s
+
+    def on_message(self, msg: dict[str, Any], arrived: float, arrived_wall: float) -> None:
+        if msg.get("type") == "ContactOffered" and msg.get("agent") == self.agent:
+            cid = msg["contact"]
+            if cid not in self.run.offered:
+                self.run.offered[cid], self.run.offered_wall[cid] = arrived, arrived_wall
+                self.run.decided_wall[cid] = float(msg["t"])
+            self.spawn(self.handle(cid))
+
+    def lost(self, detail: str) -> None:
+        self.run.error("ws", detail)
 
     async def handle(self, cid: str) -> None:
         base = f"{self.server.base_url}/api/v1/contacts/{cid}"
@@ -302,8 +296,10 @@ async def load(args: argparse.Namespace, database_url: str | None, workdir: Path
     rng = random.Random(args.seed)
     run = Run()
     kind = "postgresql" if database_url and database_url.startswith("postgres") else "sqlite"
-    server = Server(workdir, site_config(args.agents, args.offer_timeout), database_url, args.redis_url,
-                    Path(args.server_log or REPO / "test-artifacts" / "bench" / f"load_engine-server-{kind}.log"))
+    settings = {"SWITCHBOARD_DATABASE_URL": database_url or "", "SWITCHBOARD_REDIS_URL": args.redis_url or ""}
+    server = Server(workdir, site_config(args.agents, args.offer_timeout),
+                    Path(args.server_log or REPO / "test-artifacts" / "bench" / f"load_engine-server-{kind}.log"),
+                    {k: v for k, v in settings.items() if v})
     result: dict[str, Any] = {"database": kind, "bus": "redis" if args.redis_url else "memory",
                               "agents": args.agents, "rate_per_s": args.rate, "duration_s": args.duration}
     agents: list[Agent] = []
@@ -336,8 +332,7 @@ async def load(args: argparse.Namespace, database_url: str | None, workdir: Path
             for a, token in zip(ids, tokens):
                 agents.append(Agent(a, token, server, desk, run, random.Random(rng.random()),
                                     (args.handle_min, args.handle_max)))
-            for agent in agents:
-                listeners.append(asyncio.create_task(agent.listen()))
+            listeners += [asyncio.create_task(agent.listen()) for agent in agents]
             await asyncio.wait_for(asyncio.gather(*(a.connected.wait() for a in agents)), 120)
             await bounded(16, [call(http, run, "setup-login", "POST", f"{base}/api/v1/agents/{a.agent}/login",
                                     a.token, json={"ready": True}) for a in agents])
@@ -405,16 +400,11 @@ async def load(args: argparse.Namespace, database_url: str | None, workdir: Path
             result["client_cpu_s"] = round(sum(psutil.Process().cpu_times()[:2]) - client_cpu_start, 1)
             for name, lane in (("create", http), ("agent", desk)):
                 rtt = sorted(lane.round_trips)
-                result[f"{name}_http_p50_ms"] = _ms(quantile(rtt, 0.50))
-                result[f"{name}_http_p99_ms"] = _ms(quantile(rtt, 0.99))
+                result[f"{name}_http_p50_ms"] = ms(quantile(rtt, 0.50))
+                result[f"{name}_http_p99_ms"] = ms(quantile(rtt, 0.99))
                 result[f"{name}_most_waiting_in_client"] = lane.most_waiting
         finally:
-            for t in listeners:
-                t.cancel()
-            for a in agents:
-                for t in list(a.tasks):
-                    t.cancel()
-            await asyncio.gather(*listeners, *(t for a in agents for t in a.tasks), return_exceptions=True)
+            await close_sockets(agents, listeners)
             await http.aclose()
             await desk.aclose()
     finally:
@@ -435,14 +425,14 @@ async def load(args: argparse.Namespace, database_url: str | None, workdir: Path
         "p90_ms": _round(quantile(latencies, 0.90)),
         "p99_ms": _round(quantile(latencies, 0.99)),
         "max_ms": _round(latencies[-1] if latencies else None),
-        "sent_to_decision_p50_ms": _ms(quantile(to_decision, 0.50)),
-        "sent_to_decision_p99_ms": _ms(quantile(to_decision, 0.99)),
-        "decision_to_socket_p50_ms": _ms(quantile(to_socket, 0.50)),
-        "decision_to_socket_p99_ms": _ms(quantile(to_socket, 0.99)),
+        "sent_to_decision_p50_ms": ms(quantile(to_decision, 0.50)),
+        "sent_to_decision_p99_ms": ms(quantile(to_decision, 0.99)),
+        "decision_to_socket_p50_ms": ms(quantile(to_socket, 0.50)),
+        "decision_to_socket_p99_ms": ms(quantile(to_socket, 0.99)),
         "errors": sum(run.errors.values()),
         "error_kinds": dict(run.errors),
         "error_samples": run.error_samples,
-        "client_send_lag_p99_ms": _ms(quantile(lag, 0.99)),
+        "client_send_lag_p99_ms": ms(quantile(lag, 0.99)),
         "server_log": str(server.log_path),
     })
     return result
@@ -452,8 +442,8 @@ def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 1)
 
 
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(1000 * seconds, 1)
+def ms(seconds: float | None, digits: int = 1) -> float | None:
+    return None if seconds is None else round(1000 * seconds, digits)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -487,7 +477,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sb-load-") as tmp:
         if args.database_url:
-            with scratch_postgres(args.database_url) as url:
+            sys.path.insert(0, str(REPO / "tests"))  # the tests' helpers (this file runs as a script)
+            from testsupport import scratch_database
+
+            with scratch_database(args.database_url, "sb_load") as url:
                 result = asyncio.run(load(args, url, Path(tmp)))
         else:
             result = asyncio.run(load(args, None, Path(tmp)))

@@ -14,64 +14,30 @@ are swapped in on the running bridge.
 from __future__ import annotations
 
 import contextlib
-import json
-import shutil
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 from crm_service import SECRET, CrmService, running_crm
-from fastapi import FastAPI
-from websockets.sync.client import ClientConnection, connect
+from live_server import LiveClient, live_demo, recv
+from websockets.sync.client import ClientConnection
 
 from cti.bridge import POP_TYPE, CtiBridge
 from cti.connectors import Connector, make_connector
-from engine.app import create_app
-from engine.configfile import load_file
 from engine.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
-WAIT_S = 20.0  # hang guard only
 
-
-class Live:
-    def __init__(self, app: FastAPI, base: str):
-        self.app, self.base = app, base
-        self.http = httpx.Client(base_url=base, timeout=30)
-        self.tokens = {u: self._login(u) for u in ("alice", "bashir", "chen", "sam")}
-        self.sockets = contextlib.ExitStack()
-        self.serial = 0
-
-    def _login(self, user: str) -> str:
-        r = self.http.post("/api/v1/auth/login", json={"username": user, "password": f"{user}-demo"})
-        assert r.status_code == 200, r.text
-        return str(r.json()["access_token"])
-
-    def call(self, user: str, method: str, path: str, **kw: Any) -> httpx.Response:
-        return self.http.request(method, path, headers={"Authorization": f"Bearer {self.tokens[user]}"}, **kw)
-
-    def ok(self, user: str, method: str, path: str, **kw: Any) -> Any:
-        r = self.call(user, method, path, **kw)
-        assert r.is_success, f"{user} {method} {path}: {r.status_code} {r.text}"
-        return r.json()
-
+class Live(LiveClient):
     def socket(self, kind: str, user: str) -> ClientConnection:
         # max_queue=None: a socket the test stops reading must not stall the server's sends
-        ws = self.sockets.enter_context(connect(
-            f"{self.base.replace('http', 'ws')}/api/v1/ws/{kind}?token={self.tokens[user]}",
-            open_timeout=WAIT_S, max_queue=None))
+        ws = self.open_socket(kind, f"token={self.tokens[user]}", max_queue=None)
         assert recv(ws)["type"] == "hello"
         return ws
 
     def contact(self, caller: dict[str, Any], queue: str = "general", channel: str = "voice") -> str:
-        self.serial += 1
-        cid = f"pop-{self.serial}"
+        cid = self.next_id("pop")
         self.ok("sam", "POST", "/api/v1/contacts", json={"id": cid, "queue": queue, "channel": channel,
                                                           "attributes": caller})
         return cid
@@ -94,36 +60,16 @@ class Live:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    tmp = tmp_path_factory.mktemp("bridge")
-    shutil.copy(REPO / "config" / "switchboard.yaml", tmp / "switchboard.yaml")
-    app = create_app(Settings(data_dir=tmp / "data", sip_enabled=False), load_file(tmp / "switchboard.yaml"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=5))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    env = Live(app, f"http://127.0.0.1:{port}")
-    try:
+    with live_demo(Live, tmp_path_factory.mktemp("bridge"), ("alice", "bashir", "chen", "sam"),
+                   {"sip_enabled": False}, timeout_graceful_shutdown=5) as env:
         yield env
-    finally:
-        env.sockets.close()
-        env.http.close()
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 @pytest.fixture(autouse=True)
 def own_sockets(live: Live) -> Iterator[None]:
     """Each test's sockets are closed when it ends."""
     yield
-    live.sockets.close()
-    live.sockets = contextlib.ExitStack()
+    live.close_sockets()
 
 
 @pytest.fixture
@@ -153,11 +99,6 @@ def crm(live: Live, connector: Connector) -> Iterator[None]:
         yield
     finally:
         live.bridge.connector = before
-
-
-def recv(ws: ClientConnection) -> dict[str, Any]:
-    msg: dict[str, Any] = json.loads(ws.recv(timeout=WAIT_S))
-    return msg
 
 
 def until_pop(ws: ClientConnection, cid: str) -> list[tuple[float, dict[str, Any]]]:

@@ -14,9 +14,6 @@ import hashlib
 import io
 import re
 import shutil
-import socket
-import threading
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -25,10 +22,10 @@ from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
-import uvicorn
 import yaml
 from fastapi import FastAPI
 from georeport import GeoReport
+from live_server import serving
 from sqlalchemy import select
 from test_cti_cases import table_counts
 from testsupport import fresh_schema
@@ -168,23 +165,9 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         assert code == 0
         key = out.strip()
         app = create_app(Settings(data_dir=tmp / "data", database_url=db_url), load_file(tmp / "switchboard.yaml"))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 60
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.05)
-        http = httpx.Client(timeout=30)
-        try:
-            yield Live(app, f"http://127.0.0.1:{port}/open311/v2", key, http, db_url)
-        finally:
-            http.close()
-            server.should_exit = True
-            thread.join(timeout=30)
+        base = stack.enter_context(serving(app))
+        http = stack.enter_context(httpx.Client(timeout=30))
+        yield Live(app, f"{base}/open311/v2", key, http, db_url)
 
 
 @pytest.fixture

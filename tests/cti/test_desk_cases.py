@@ -10,24 +10,19 @@ with a problem naming why, and store nothing.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from crm_service import SECRET, CrmService, running_crm
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from live_server import demo_app
 
 from cti.cases import CaseQuery
 from cti.connectors import make_connector
-from engine.app import create_app
-from engine.configfile import load_file
 from engine.settings import Settings
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 class Desk:
@@ -76,9 +71,7 @@ class Desk:
 
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
-    tmp = tmp_path_factory.mktemp("desk-cases")
-    shutil.copy(REPO / "config" / "switchboard.yaml", tmp / "switchboard.yaml")
-    app = create_app(Settings(data_dir=tmp / "data", sip_enabled=False), load_file(tmp / "switchboard.yaml"))
+    app = demo_app(tmp_path_factory.mktemp("desk-cases"), sip_enabled=False)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Desk(app, client)
 

@@ -22,7 +22,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,20 +29,15 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from testsupport import scratch_database
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+from engine.bench.processes import free_port, stop
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 READY_TIMEOUT_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class EngineServer:
@@ -54,7 +48,7 @@ class EngineServer:
         self.config, self.data_dir, self.database_url = config, data_dir, database_url
         self.extra_env = dict(env or {})  # further SWITCHBOARD_* settings (e.g. which CRM)
         self.log_stem = log_stem
-        self.port = free_port()
+        self.port = free_port(socket.SOCK_STREAM, both=False)
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.log_path: Path | None = None
@@ -114,13 +108,8 @@ class EngineServer:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        if self.proc is not None:
+            stop(self.proc, 15)
 
     def log_tail(self, lines: int = 40) -> str:
         if self.log_path is None or not self.log_path.exists():
@@ -244,18 +233,8 @@ def anyio_backend() -> str:
 @pytest.fixture
 def pg_database(pg_server_url: str) -> Iterator[str]:
     """A fresh database `sb_e2e_<random>` on the test server, dropped (with its sessions) afterwards."""
-    name = f"sb_e2e_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(make_url(pg_server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                         {"n": name})
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with scratch_database(pg_server_url, "sb_e2e") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

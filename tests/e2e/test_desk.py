@@ -28,7 +28,7 @@ import httpx
 import pytest
 import yaml
 from crm_service import SECRET, running_crm
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from .conftest import EngineServer
 
@@ -48,8 +48,9 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
-@pytest.fixture
-def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+def desk_page(browser: Browser, name: str) -> Iterator[Page]:
+    """A page in a browser context of its own (its own session) at the desk's 1366x768; fails the test
+    afterwards if any JavaScript error happened on it."""
     context = browser.new_context(viewport={"width": 1366, "height": 768})
     pg = context.new_page()
     errors: list[str] = []
@@ -57,7 +58,12 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     pg.set_default_timeout(15_000)
     yield pg
     context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
+    assert errors == [], f"JavaScript errors on the {name}: {errors}"
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    yield from desk_page(browser, "page")
 
 
 def demo_site() -> dict[str, Any]:
@@ -83,6 +89,18 @@ class Api:
         assert r.is_success, f"{method} {path}: {r.status_code} {r.text}"
         return r.json()
 
+    def call_in(self, caller_id: str, **attributes: str) -> str:
+        """A voice call from `caller_id` queued for general; its contact id."""
+        body = {"queue": "general", "channel": "voice", "attributes": {"caller_id": caller_id, **attributes}}
+        return str(self.ok("POST", "/contacts", json=body)["id"])
+
+
+def demo_engine(start_engine: Callable[..., EngineServer],
+                env: dict[str, str] | None = None) -> tuple[EngineServer, Api]:
+    """The engine on the demo site (`env`: further SWITCHBOARD_* settings) and supervisor sam's client."""
+    engine = start_engine(demo_site(), env=env)
+    return engine, Api(engine, "sam", "sam-demo")
+
 
 def sign_in(page: Page, engine: EngineServer, user: str = "alice") -> None:
     page.goto(f"{engine.base_url}/desk")
@@ -98,11 +116,21 @@ def go_available(page: Page) -> None:
     expect(page.locator("#agent-state")).to_have_text("Available")
 
 
+def sign_in_available(page: Page, engine: EngineServer, user: str = "alice") -> None:
+    """What an agent does first: sign in on the desk, then go Available."""
+    sign_in(page, engine, user)
+    go_available(page)
+
+
+def card_of(page: Page, cid: str) -> Locator:
+    """The contact's card on the desk."""
+    return page.locator(f'li.contact[data-contact="{cid}"]')
+
+
 # ---------------------------------------------------------------------------------------------------
 def test_agent_handles_a_call_with_screen_pop_and_files_a_case(start_engine: Callable[..., EngineServer],
                                                                 page: Page) -> None:
-    engine = start_engine(demo_site())
-    sam = Api(engine, "sam", "sam-demo")
+    engine, sam = demo_engine(start_engine)
     rid = sam.ok("POST", "/residents", json={"first_name": "Marie", "last_name": "Lavoie",
                                               "phones": ["905-555-0142"], "address": "88 Lakeshore Rd"})["id"]
     open_ref = sam.ok("POST", "/cases", json={"service_code": "streetlight-out", "channel": "voice",
@@ -118,10 +146,8 @@ def test_agent_handles_a_call_with_screen_pop_and_files_a_case(start_engine: Cal
     go_available(page)
     shot(page, "01-available")
 
-    cid = sam.ok("POST", "/contacts", json={"queue": "general", "channel": "voice",
-                                            "attributes": {"caller_id": "9055550142", "intent": "streetlight",
-                                                           "language": "en"}})["id"]
-    card = page.locator(f'li.contact[data-contact="{cid}"]')
+    cid = sam.call_in("9055550142", intent="streetlight", language="en")
+    card = card_of(page, cid)
     expect(card.locator(".card-title")).to_have_text("Call from 9055550142")
     expect(card.locator(".pop-people")).to_contain_text("Marie Lavoie")
     expect(card.locator(".pop-cases")).to_contain_text(open_ref)
@@ -199,16 +225,13 @@ def test_a_crm_that_is_down_shows_unavailable_and_the_contact_flows(start_engine
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
     # the webhook CRM on a port nobody listens on, through the real connector factory and guard
-    engine = start_engine(demo_site(), env={"SWITCHBOARD_CRM": "webhook",
-                                            "SWITCHBOARD_WEBHOOK_URL": f"http://127.0.0.1:{dead}/crm",
-                                            "SWITCHBOARD_WEBHOOK_SECRET": "desk-test-secret-0123456789",
-                                            "SWITCHBOARD_CRM_TIMEOUT_S": "1"})
-    sam = Api(engine, "sam", "sam-demo")
-    sign_in(page, engine)
-    go_available(page)
-    cid = sam.ok("POST", "/contacts", json={"queue": "general", "channel": "voice",
-                                            "attributes": {"caller_id": "9055550142"}})["id"]
-    card = page.locator(f'li.contact[data-contact="{cid}"]')
+    engine, sam = demo_engine(start_engine, {"SWITCHBOARD_CRM": "webhook",
+                                             "SWITCHBOARD_WEBHOOK_URL": f"http://127.0.0.1:{dead}/crm",
+                                             "SWITCHBOARD_WEBHOOK_SECRET": "desk-test-secret-0123456789",
+                                             "SWITCHBOARD_CRM_TIMEOUT_S": "1"})
+    sign_in_available(page, engine)
+    cid = sam.call_in("9055550142")
+    card = card_of(page, cid)
     expect(card.locator(".pop-status")).to_contain_text("CRM unavailable")
     expect(card.locator(".pop")).to_have_attribute("data-status", "unavailable")
     shot(page, "04-crm-unavailable")
@@ -251,43 +274,31 @@ CONTRAST_CHECK = """() => {
 @pytest.fixture
 def second_page(browser: Browser) -> Iterator[Page]:
     """A second agent's desk, in its own browser context (its own session)."""
-    context = browser.new_context(viewport={"width": 1366, "height": 768})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.set_default_timeout(15_000)
-    yield pg
-    context.close()
-    assert errors == [], f"JavaScript errors on the second page: {errors}"
+    yield from desk_page(browser, "second page")
 
 
 def test_a_rejected_offer_goes_to_the_next_agent_and_rona_follows(
         start_engine: Callable[..., EngineServer], page: Page, second_page: Page) -> None:
-    engine = start_engine(demo_site())
-    sam = Api(engine, "sam", "sam-demo")
-    sign_in(page, engine, "alice")
-    go_available(page)
-    first = sam.ok("POST", "/contacts", json={"queue": "general", "channel": "voice",
-                                              "attributes": {"caller_id": "6475550110"}})["id"]
-    card = page.locator(f'li.contact[data-contact="{first}"]')
+    engine, sam = demo_engine(start_engine)
+    sign_in_available(page, engine, "alice")
+    first = sam.call_in("6475550110")
+    card = card_of(page, first)
     expect(card.locator(".contact-state")).to_have_text("Offered: accept or reject")
-    sign_in(second_page, engine, "bashir")
-    go_available(second_page)
+    sign_in_available(second_page, engine, "bashir")
 
     # alice rejects: her card goes, the offer moves to bashir; one miss keeps her available
     card.get_by_role("button", name="Reject").click()
     expect(card).to_have_count(0)
     expect(page.locator("#no-contacts")).to_be_visible()
-    theirs = second_page.locator(f'li.contact[data-contact="{first}"]')
+    theirs = card_of(second_page, first)
     expect(theirs.locator(".contact-state")).to_have_text("Offered: accept or reject")
     expect(page.locator("#agent-state")).to_have_text("Available")
     assert sam.ok("GET", f"/contacts/{first}")["agent"] == "bashir"
     shot(second_page, "08-rejected-offer-at-the-next-agent")
 
     # a second rejection in a row (RONA rules: 2 misses) makes her not ready; the call waits in line
-    second = sam.ok("POST", "/contacts", json={"queue": "general", "channel": "voice",
-                                               "attributes": {"caller_id": "6475550111"}})["id"]
-    card = page.locator(f'li.contact[data-contact="{second}"]')
+    second = sam.call_in("6475550111")
+    card = card_of(page, second)
     card.get_by_role("button", name="Reject").click()
     expect(card).to_have_count(0)
     expect(page.locator("#agent-state")).to_have_text("Not ready (RONA)")
@@ -299,13 +310,10 @@ def test_a_rejected_offer_goes_to_the_next_agent_and_rona_follows(
 
 def test_hold_resume_and_transfer_to_an_agent_with_a_note(
         start_engine: Callable[..., EngineServer], page: Page, second_page: Page) -> None:
-    engine = start_engine(demo_site())
-    sam = Api(engine, "sam", "sam-demo")
-    sign_in(page, engine, "alice")
-    go_available(page)
-    cid = sam.ok("POST", "/contacts", json={"queue": "general", "channel": "voice",
-                                            "attributes": {"caller_id": "6475550120"}})["id"]
-    card = page.locator(f'li.contact[data-contact="{cid}"]')
+    engine, sam = demo_engine(start_engine)
+    sign_in_available(page, engine, "alice")
+    cid = sam.call_in("6475550120")
+    card = card_of(page, cid)
     card.get_by_role("button", name="Accept").click()
     expect(card.locator(".contact-state")).to_have_text("Connected")
     expect(page.locator("#agent-state")).to_have_text("On a contact")
@@ -316,14 +324,13 @@ def test_hold_resume_and_transfer_to_an_agent_with_a_note(
     expect(card.locator(".contact-state")).to_have_text("Connected")
     assert sam.ok("GET", f"/contacts/{cid}")["state"] == "connected"
 
-    sign_in(second_page, engine, "bashir")
-    go_available(second_page)
+    sign_in_available(second_page, engine, "bashir")
     expect(card.get_by_label("Queue")).to_have_value("general")  # the contact's own queue by default
     card.get_by_label("To agent").select_option(label="Bashir Rahimi")
     card.get_by_label("Note for the next agent").fill("Wants the roads supervisor about 14 Elm; already verified")
     card.get_by_role("button", name="Transfer").click()
     expect(card).to_have_count(0)
-    theirs = second_page.locator(f'li.contact[data-contact="{cid}"]')
+    theirs = card_of(second_page, cid)
     expect(theirs.locator(".transfer-note")).to_have_text(
         "Transferred by Alice Tremblay: Wants the roads supervisor about 14 Elm; already verified")
     shot(second_page, "10-transfer-note-at-the-next-agent")
@@ -339,15 +346,12 @@ def test_hold_resume_and_transfer_to_an_agent_with_a_note(
 def test_an_external_crm_pops_its_person_and_cases_gets_the_case_and_the_note(
         start_engine: Callable[..., EngineServer], page: Page) -> None:
     with running_crm() as crm:
-        engine = start_engine(demo_site(), env={"SWITCHBOARD_CRM": "webhook",
-                                                "SWITCHBOARD_WEBHOOK_URL": crm.url,
-                                                "SWITCHBOARD_WEBHOOK_SECRET": SECRET})
-        sam = Api(engine, "sam", "sam-demo")
-        sign_in(page, engine)
-        go_available(page)
-        cid = sam.ok("POST", "/contacts", json={"queue": "general", "channel": "voice",
-                                                "attributes": {"caller_id": "905-555-0123"}})["id"]
-        card = page.locator(f'li.contact[data-contact="{cid}"]')
+        engine, sam = demo_engine(start_engine, {"SWITCHBOARD_CRM": "webhook",
+                                                 "SWITCHBOARD_WEBHOOK_URL": crm.url,
+                                                 "SWITCHBOARD_WEBHOOK_SECRET": SECRET})
+        sign_in_available(page, engine)
+        cid = sam.call_in("905-555-0123")
+        card = card_of(page, cid)
         expect(card.locator(".pop-status")).to_contain_text("Found in the CRM (webhook)")
         expect(card.locator(".pop-people")).to_contain_text("Rosa Martins")
         expect(card.locator(".pop-cases")).to_contain_text("CAS-01042")
@@ -418,8 +422,7 @@ def _tab_to(page: Page, target: str, limit: int = 40) -> list[str]:
 
 
 def test_keyboard_only_walk_and_labels(start_engine: Callable[..., EngineServer], page: Page) -> None:
-    engine = start_engine(demo_site())
-    sam = Api(engine, "sam", "sam-demo")
+    engine, sam = demo_engine(start_engine)
     page.goto(f"{engine.base_url}/desk")
     assert _focused(page) == "login-username", "the sign-in page starts in the user name field"
     page.keyboard.type("bashir")
@@ -440,9 +443,8 @@ def test_keyboard_only_walk_and_labels(start_engine: Callable[..., EngineServer]
     assert unlabelled == []
     assert page.locator("[aria-live]").count() >= 2
 
-    cid = sam.ok("POST", "/contacts", json={"queue": "general", "channel": "voice",
-                                            "attributes": {"caller_id": "6475550100"}})["id"]
-    card = page.locator(f'li.contact[data-contact="{cid}"]')
+    cid = sam.call_in("6475550100")
+    card = card_of(page, cid)
     expect(card.locator(".pop-status")).to_contain_text("No match")
     expect(page.locator("#announcer")).not_to_be_empty()
     assert _focused(page) == "btn-ready", "an offer never steals the focus"
@@ -462,9 +464,8 @@ def test_keyboard_only_walk_and_labels(start_engine: Callable[..., EngineServer]
     assert sam.ok("GET", f"/contacts/{cid}")["wrap_up_code"] == "resolved"
 
     # transfer with a note for the next agent
-    cid = sam.ok("POST", "/contacts", json={"queue": "general", "channel": "voice",
-                                            "attributes": {"caller_id": "6475550101"}})["id"]
-    card = page.locator(f'li.contact[data-contact="{cid}"]')
+    cid = sam.call_in("6475550101")
+    card = card_of(page, cid)
     card.get_by_role("button", name="Accept").click()
     card.get_by_label("Queue").select_option("bylaw")
     card.get_by_label("Note for the next agent").fill("Barking dog at 14 Elm, third call this week")

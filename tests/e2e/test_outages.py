@@ -34,8 +34,10 @@ import httpx
 import pytest
 import redis
 import yaml
-from testsupport import Relay
 from sqlalchemy import create_engine, text
+from testsupport import Relay
+
+from engine.bench.processes import free_port, stop
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
@@ -52,12 +54,6 @@ T = TypeVar("T")
 # ----------------------------------------------------------------------------------------------
 # the engine as a subprocess, with whatever SWITCHBOARD_* environment the test needs
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Serve:
     """`python -m engine.cli serve` on a free port; its output goes to test-artifacts/e2e/<test>.log."""
 
@@ -65,7 +61,7 @@ class Serve:
         self.config_path = tmp / "site.yaml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.data_dir = tmp / "data"
-        self.port = free_port()
+        self.port = free_port(socket.SOCK_STREAM, both=False)
         self.base_url = f"http://127.0.0.1:{self.port}"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.log_path = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.log"
@@ -98,14 +94,8 @@ class Serve:
             return False
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        if self.proc is not None:
+            stop(self.proc, 15)
 
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_path.exists():
@@ -362,13 +352,7 @@ class Follower:
         return [line for line in self.lines if "seq" in line.get("payload", {})]
 
     def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop(self.proc, 10, sig=signal.SIGINT)
         self._thread.join(10)
         assert self.proc.stderr is not None
         return self.proc.stderr.read().decode(errors="replace")

@@ -12,8 +12,6 @@ RTP ports: the engine from 21000, phones from 23000 (step 400), apart from the o
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 import wave
 from collections.abc import Callable, Iterator
@@ -34,11 +32,8 @@ from acd.events import (
     ContactTransferred,
 )
 from acd.model import AgentState
-from e2e.test_voice import Phone, VoiceEngine, free_udp_port, phone_starter, wait_for
-from engine.app import create_app
-from engine.configfile import parse_text
-from engine.settings import Settings
-from engine.telephony.tonegen import write_wav
+from e2e.voice import Phone, VoiceEngine, answering_phone, phone_starter, tone_files, wait_for
+from engine.bench.processes import free_port
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -68,28 +63,17 @@ def site_yaml(stations: dict[str, str], trunk_port: int) -> str:
 class InCallEngine(VoiceEngine):
     """The voice test engine with a dial plan whose trunk is a phone of ours, and an HTTP client."""
 
-    def __init__(self, tmp: Path):  # replaces VoiceEngine's: same pattern, own site, dial plan and ports
-        self.sip_port = free_udp_port()
-        self.trunk_port = free_udp_port()
-        self.station_ports = {a: free_udp_port() for a in AGENTS}
-        stations = {a: f"sip:{a}@127.0.0.1:{p}" for a, p in self.station_ports.items()}
-        text = site_yaml(stations, self.trunk_port)
-        (tmp / "site.yaml").write_text(text)
-        settings = Settings(config=tmp / "site.yaml", data_dir=tmp / "data", sip_enabled=True,
-                            sip_port=self.sip_port, rtp_port_start=21000, max_calls=10, tick_ms=100)
-        self.app = create_app(settings, parse_text(text, str(tmp / "site.yaml")))
-        self.events = []
-        self.loop = asyncio.new_event_loop()
-        self._stop = None
-        self._up = threading.Event()
-        self._error = None
-        self.thread = threading.Thread(target=self._run, name="engine", daemon=True)
-        self.thread.start()
-        if not self._up.wait(60) or self._error is not None:
-            raise RuntimeError(f"engine did not start: {self._error}")
+    agents = AGENTS
+    rtp_port_start = 21000
+
+    def __init__(self, tmp: Path):
+        super().__init__(tmp)
         self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://engine")
         token = self.post("/api/v1/auth/login", {"username": "sam", "password": "sam-demo"}, expect=200)
         self.client.headers["authorization"] = f"Bearer {token['access_token']}"
+
+    def site_yaml(self, stations: dict[str, str]) -> str:
+        return site_yaml(stations, self.trunk_port)
 
     def request(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         return self.run(lambda: self.client.post(path, json=body))  # type: ignore[no-any-return]
@@ -105,30 +89,12 @@ class InCallEngine(VoiceEngine):
     def agent_state(self, agent: str) -> AgentState:
         return self.run(lambda: self.app.state.core.router.agent_state(agent))  # type: ignore[no-any-return]
 
-    def logout_all(self) -> None:
-        for a in AGENTS:
-            state = self.run(lambda a=a: self.app.state.core.router.agents[a].presence.value)
-            if state != "logged_out":
-                wait_for(lambda a=a: self.run(lambda: not (self.app.state.core.router.agents[a].work
-                                                           or self.app.state.core.router.agents[a].offers)),
-                         30, lambda a=a: f"{a} still has work")
-                self.execute(lambda r, now, a=a: r.logout(a, now))
-
 
 class TimedPhone(Phone):
     """A phone whose events carry the time this process read them (to line recordings up with actions)."""
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        import json
-
-        for line in self.proc.stdout:
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            ev["at"] = time.monotonic()
-            self.events.append(ev)
+    def received(self, ev: dict[str, Any]) -> dict[str, Any]:
+        return {**ev, "at": time.monotonic()}
 
     def media_at(self, n: int = 1) -> float:
         return float(next(e["at"] for e in self.seen("media") if e["n"] == n))
@@ -136,17 +102,13 @@ class TimedPhone(Phone):
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InCallEngine]:
-    eng = InCallEngine(tmp_path_factory.mktemp("incall"))
-    try:
+    with InCallEngine(tmp_path_factory.mktemp("incall")) as eng:
         yield eng
-    finally:
-        eng.close()
 
 
 @pytest.fixture(scope="module")
 def tones(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("tones")
-    return {who: write_wav(d / f"{who}.wav", [(f, 2.0)]) for who, f in FREQ.items()}
+    return tone_files(tmp_path_factory.mktemp("tones"), **FREQ)
 
 
 @pytest.fixture
@@ -156,16 +118,13 @@ def phones(tmp_path: Path, engine: InCallEngine) -> Iterator[Callable[..., Timed
 
 def station(phones: Callable[..., TimedPhone], engine: InCallEngine, who: str, tmp: Path, tones: dict[str, Path],
             *extra: str) -> TimedPhone:
-    rec = tmp / who
-    rec.mkdir(exist_ok=True)
     port = engine.trunk_port if who == "outside" else engine.station_ports[who]
-    return phones("agent", "--port", str(port), "--user", who, "--record-dir", str(rec), "--play", str(tones[who]),
-                  *extra)
+    return answering_phone(phones, port, who, tmp / who, *extra, tone=tones[who])
 
 
 def caller_phone(phones: Callable[..., TimedPhone], engine: InCallEngine, tmp: Path, tones: dict[str, Path],
                  *extra: str) -> TimedPhone:
-    return phones("caller", "--port", str(free_udp_port()), "--dial", f"sip:311@127.0.0.1:{engine.sip_port}",
+    return phones("caller", "--port", str(free_port()), "--dial", f"sip:311@127.0.0.1:{engine.sip_port}",
                   "--play", str(tones["caller"]), "--record", str(tmp / "caller.wav"), *extra)
 
 
@@ -520,7 +479,7 @@ def test_dtmf_reaches_the_engine(engine: InCallEngine, phones: Any, tones: dict[
     engine.run(lambda: engine.controller.dtmf_listeners.append(lambda *a: got.append(a)))
     try:
         before = len(engine.events)
-        caller = phones("caller", "--port", str(free_udp_port()), "--dial", f"sip:311@127.0.0.1:{engine.sip_port}",
+        caller = phones("caller", "--port", str(free_port()), "--dial", f"sip:311@127.0.0.1:{engine.sip_port}",
                         "--play", str(tones["caller"]),  # RFC 4733 events ride the RTP stream a phone sends
                         "--dtmf", "12#", "--dtmf-method", method, "--dtmf-after-s", "1")
         cid = queued_contact(engine, before)

@@ -1,15 +1,14 @@
 """Outbound voice end to end: click-to-dial and callbacks with real SIP and RTP on loopback.
 
-The engine runs in this process (as in test_voice.py) with SIP on and a dial plan whose trunk is a pjsua2
-phone (tests/e2e/sipua.py) acting as the outside line; agents' stations are pjsua2 phones too. The agent
-sends 600 Hz, the outside party 1000 Hz; each recording is checked by FFT for the other side's tone (the
-engine's ringback is 440 Hz and does not count). The API is called through the app itself (ASGI) with real
+The engine runs in this process (the rig of tests/e2e/voice.py) with SIP on and a dial plan whose trunk
+is a pjsua2 phone (tests/e2e/sipua.py) acting as the outside line; agents' stations are pjsua2 phones too.
+The agent sends 600 Hz, the outside party 1000 Hz; each recording is checked by FFT for the other side's
+tone (the engine's ringback is 440 Hz and does not count). The API is called through the app itself (ASGI) with real
 tokens from /auth/login.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,12 +18,8 @@ import httpx
 import pytest
 
 from acd.events import CallbackScheduled, ContactAnswered, ContactEnded, ContactOffered, ContactQueued
-from e2e.test_voice import Phone, VoiceEngine, free_udp_port, phone_starter, tone_seconds, wait_for
-from engine.app import create_app
-from engine.configfile import parse_text
-from engine.core import Committed
-from engine.settings import Settings
-from engine.telephony.tonegen import write_wav
+from e2e.voice import Phone, VoiceEngine, answering_phone, phone_starter, tone_files, tone_seconds, wait_for
+from engine.bench.processes import free_port
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -49,30 +44,18 @@ def site_yaml(stations: dict[str, str], trunk_port: int) -> str:
 
 
 class OutboundEngine(VoiceEngine):
-    """test_voice's in-process engine with a dial plan, users and this module's port ranges."""
+    """The voice test engine with a dial plan, users and this module's port ranges."""
 
-    def __init__(self, tmp: Path):  # same shape as VoiceEngine.__init__, with this module's site and ports
-        import threading
+    agents = AGENTS
+    no_station = frozenset({"chen"})
+    rtp_port_start = 31000
 
-        self.sip_port = free_udp_port()
-        self.trunk_port = free_udp_port()
-        self.station_ports = {a: free_udp_port() for a in AGENTS if a != "chen"}
-        stations = {a: f"sip:{a}@127.0.0.1:{p}" for a, p in self.station_ports.items()}
-        text = site_yaml(stations, self.trunk_port)
-        (tmp / "site.yaml").write_text(text)
-        settings = Settings(config=tmp / "site.yaml", data_dir=tmp / "data", sip_enabled=True,
-                            sip_port=self.sip_port, rtp_port_start=31000, max_calls=10, tick_ms=100)
-        self.app = create_app(settings, parse_text(text, str(tmp / "site.yaml")))
-        self.events: list[Committed] = []
-        self.loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
-        self._up = threading.Event()
-        self._error: BaseException | None = None
+    def __init__(self, tmp: Path):
         self._tokens: dict[str, str] = {}
-        self.thread = threading.Thread(target=self._run, name="engine", daemon=True)
-        self.thread.start()
-        if not self._up.wait(60) or self._error is not None:
-            raise RuntimeError(f"engine did not start: {self._error}")
+        super().__init__(tmp)
+
+    def site_yaml(self, stations: dict[str, str]) -> str:
+        return site_yaml(stations, self.trunk_port)
 
     @property
     def dialer(self) -> Any:
@@ -103,30 +86,16 @@ class OutboundEngine(VoiceEngine):
 
         wait_for(lambda: table() == ({}, {}, [], {}), timeout, lambda: f"call table: {table()}")
 
-    def logout_all(self) -> None:
-        agents = self.app.state.core.router.agents
-        for a in AGENTS:
-            runtime = agents[a]
-            if self.run(lambda rt=runtime: rt.presence.value) != "logged_out":
-                wait_for(lambda rt=runtime: self.run(lambda: not (rt.work or rt.offers)), 30,
-                         lambda a=a: f"{a} still has work")
-                self.execute(lambda r, now, a=a: r.logout(a, now))
-
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutboundEngine]:
-    eng = OutboundEngine(tmp_path_factory.mktemp("outbound"))
-    try:
+    with OutboundEngine(tmp_path_factory.mktemp("outbound")) as eng:
         yield eng
-    finally:
-        eng.close()
 
 
 @pytest.fixture(scope="module")
 def tones(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("tones")
-    return {"outside": write_wav(d / "tone1000.wav", [(1000.0, 2.0)]),
-            "agent": write_wav(d / "tone600.wav", [(600.0, 2.0)])}
+    return tone_files(tmp_path_factory.mktemp("tones"), outside=1000.0, agent=600.0)
 
 
 @pytest.fixture
@@ -136,17 +105,17 @@ def phones(tmp_path: Path, engine: OutboundEngine) -> Iterator[Callable[..., Pho
 
 def station(phones: Callable[..., Phone], engine: OutboundEngine, agent: str, tmp: Path, tone: Path,
             *extra: str) -> Phone:
-    rec = tmp / agent
-    rec.mkdir(exist_ok=True)
-    return phones("agent", "--port", str(engine.station_ports[agent]), "--user", agent, "--record-dir", str(rec),
-                  "--play", str(tone), *extra)
+    return answering_phone(phones, engine.station_ports[agent], agent, tmp / agent, *extra, tone=tone)
 
 
 def outside_line(phones: Callable[..., Phone], engine: OutboundEngine, tmp: Path, tone: Path, *extra: str) -> Phone:
-    rec = tmp / "outside"
-    rec.mkdir(exist_ok=True)
-    return phones("agent", "--port", str(engine.trunk_port), "--user", "trunk", "--record-dir", str(rec),
-                  "--play", str(tone), *extra)
+    return answering_phone(phones, engine.trunk_port, "trunk", tmp / "outside", *extra, tone=tone)
+
+
+def log_in_ready(engine: OutboundEngine, agent: str) -> None:
+    """The agent logs in, ready, over the API (as the agent's desktop would)."""
+    r = engine.api("POST", f"/agents/{agent}/login", agent, {"ready": True})
+    assert r.status_code == 200, r.text
 
 
 def assert_audio_both_ways(tmp: Path, agent: str) -> None:
@@ -159,8 +128,7 @@ def assert_audio_both_ways(tmp: Path, agent: str) -> None:
 # ------------------------------------------------------------------------------------------------
 def test_click_to_dial_connects_agent_and_number(engine: OutboundEngine, phones: Callable[..., Phone],
                                                  tones: dict[str, Path], tmp_path: Path) -> None:
-    r = engine.api("POST", "/agents/alice/login", "alice", {"ready": True})
-    assert r.status_code == 200, r.text
+    log_in_ready(engine, "alice")
     alice = station(phones, engine, "alice", tmp_path, tones["agent"])
     outside = outside_line(phones, engine, tmp_path, tones["outside"])
 
@@ -179,7 +147,7 @@ def test_click_to_dial_connects_agent_and_number(engine: OutboundEngine, phones:
     assert [c["state"] for c in r.json()["items"]] == ["connected"], r.json()
 
     # a voice call arriving meanwhile is not offered to her
-    caller = phones("caller", "--port", str(free_udp_port()), "--dial", f"sip:311@127.0.0.1:{engine.sip_port}")
+    caller = phones("caller", "--port", str(free_port()), "--dial", f"sip:311@127.0.0.1:{engine.sip_port}")
     caller.wait("confirmed")
     time.sleep(6)
     offered = [e.agent for e in engine.events_of(ContactOffered)]
@@ -197,7 +165,7 @@ def test_callback_calls_the_resident_back(engine: OutboundEngine, phones: Callab
                                           tones: dict[str, Path], tmp_path: Path) -> None:
     before = len(engine.events)
     # the resident calls in, waits, and takes a callback (keeping their place): the engine hangs up on them
-    resident = phones("caller", "--port", str(free_udp_port()), "--user", RESIDENT,
+    resident = phones("caller", "--port", str(free_port()), "--user", RESIDENT,
                       "--dial", f"sip:311@127.0.0.1:{engine.sip_port}")
     resident.wait("confirmed")
     cid = wait_for(lambda: [c.event.contact for c in engine.events[before:] if isinstance(c.event, ContactQueued)],
@@ -245,8 +213,7 @@ def test_callback_not_answered_is_booked_again(engine: OutboundEngine, phones: C
 
 def test_refused_numbers_are_never_dialled(engine: OutboundEngine, phones: Callable[..., Phone],
                                            tones: dict[str, Path], tmp_path: Path) -> None:
-    r = engine.api("POST", "/agents/alice/login", "alice", {"ready": True})
-    assert r.status_code == 200, r.text
+    log_in_ready(engine, "alice")
     alice = station(phones, engine, "alice", tmp_path, tones["agent"])
     outside = outside_line(phones, engine, tmp_path, tones["outside"])
     for number, category in (("1-900-555-0100", "premium"), ("+44 20 7946 0958", "international"),

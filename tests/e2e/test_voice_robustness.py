@@ -7,9 +7,7 @@ out on raw UDP and TCP sockets.
 
 from __future__ import annotations
 
-import random
 import re
-import shutil
 import socket
 import subprocess
 import time
@@ -21,41 +19,25 @@ from typing import Any
 import pytest
 
 from acd.events import ContactAbandoned, ContactAnswered, ContactOffered, ContactQueued, OfferMissed
-from e2e.test_voice import Phone, free_udp_port, phone_starter, wait_for
 from e2e.test_voice_outbound import OutboundEngine, station
+from e2e.voice import Phone, phone_starter, tone_files, wait_for
+from engine.bench import sipp
+from engine.bench.processes import free_port
 
 pytestmark = pytest.mark.timeout(240)
 
 SIPP_DIR = Path(__file__).resolve().parent / "sipp"
 
 
-def sipp_media_port() -> int:
-    """A free even port in this module's SIPp media range (38000-39999); SIPp also takes the next few."""
-    for port in random.sample(range(38000, 39990, 10), 199):
-        try:
-            for p in range(port, port + 4):
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                    s.bind(("127.0.0.1", p))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free media port in 38000-39999")
-
-
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutboundEngine]:
-    eng = OutboundEngine(tmp_path_factory.mktemp("robust"))
-    try:
+    with OutboundEngine(tmp_path_factory.mktemp("robust")) as eng:
         yield eng
-    finally:
-        eng.close()
 
 
 @pytest.fixture(scope="module")
 def tone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from engine.telephony.tonegen import write_wav
-
-    return write_wav(tmp_path_factory.mktemp("tones") / "tone600.wav", [(600.0, 2.0)])
+    return tone_files(tmp_path_factory.mktemp("tones"), agent=600.0)["agent"]
 
 
 @pytest.fixture
@@ -68,7 +50,7 @@ def normal_call_works(engine: OutboundEngine, phones: Callable[..., Phone], tone
     before = len(engine.events)
     engine.ready("bashir")
     bashir = station(phones, engine, "bashir", tmp, tone)
-    caller = phones("caller", "--port", str(free_udp_port()), "--dial", f"sip:311@127.0.0.1:{engine.sip_port}")
+    caller = phones("caller", "--port", str(free_port()), "--dial", f"sip:311@127.0.0.1:{engine.sip_port}")
     bashir.wait("confirmed", timeout=20)
     bashir.wait("media", timeout=10)
     time.sleep(1)
@@ -81,26 +63,24 @@ def normal_call_works(engine: OutboundEngine, phones: Callable[..., Phone], tone
     engine.logout_all()
 
 
-def sipp(engine: OutboundEngine, tmp: Path, scenario: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("sipp")
-    assert exe, "SIPp is not installed (Debian package sip-tester)"
-    return subprocess.run([exe, f"127.0.0.1:{engine.sip_port}", "-sf", str(SIPP_DIR / scenario), "-s", "311",
-                           "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(sipp_media_port()),
-                           "-nostdin", "-trace_err", "-error_file", str(tmp / "sipp-errors.log"),
-                           "-trace_screen", "-screen_file", str(tmp / "sipp-screen.log"), *args],
-                          cwd=tmp, capture_output=True, text=True, timeout=timeout)
+def run_sipp(engine: OutboundEngine, tmp: Path, scenario: str, *args: str,
+             timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """One of tests/e2e/sipp/'s caller scenarios against the engine's 311; the last screen goes to a file."""
+    return sipp.run(SIPP_DIR / scenario, remote=f"127.0.0.1:{engine.sip_port}", service="311",
+                    errors=tmp / "sipp-errors.log",
+                    extra=["-trace_screen", "-screen_file", str(tmp / "sipp-screen.log"), *args],
+                    cwd=tmp, timeout=timeout)
 
 
 def sipp_failed(run: subprocess.CompletedProcess[str], tmp: Path) -> str:
-    errors = (tmp / "sipp-errors.log").read_text(errors="replace")[-3000:] if (tmp / "sipp-errors.log").exists() else ""
-    return f"SIPp exit {run.returncode}\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}\n{errors}"
+    return sipp.failure(run, tmp / "sipp-errors.log")
 
 
 # ------------------------------------------------------------------------------------------------
 def test_caller_that_never_acks_is_dropped(engine: OutboundEngine, phones: Callable[..., Phone], tone: Path,
                                            tmp_path: Path) -> None:
     before = len(engine.events)
-    run = sipp(engine, tmp_path, "no_ack.xml", "-m", "1", "-timeout", "90s", "-timeout_error")
+    run = run_sipp(engine, tmp_path, "no_ack.xml", "-m", "1", "-timeout", "90s", "-timeout_error")
     assert run.returncode == 0, sipp_failed(run, tmp_path)  # the engine sent BYE when the ACK never came
     (queued,) = [c.event for c in engine.events[before:] if isinstance(c.event, ContactQueued)]
     wait_for(lambda: engine.events_of(ContactAbandoned, contact=queued.contact), 10, "the contact abandoned")
@@ -236,7 +216,7 @@ def test_invite_flood_gets_503_beyond_the_limit(engine: OutboundEngine, phones: 
     engine.run(lambda: setattr(controller, "max_calls", limit))
     before = len(engine.events)
     try:
-        run = sipp(engine, tmp_path, "flood.xml", "-m", str(total), "-r", "25", "-l", "100", "-timeout", "90s",
+        run = run_sipp(engine, tmp_path, "flood.xml", "-m", str(total), "-r", "25", "-l", "100", "-timeout", "90s",
                    "-timeout_error", "-max_socket", "1000")
         assert run.returncode == 0, sipp_failed(run, tmp_path)
         engine.wait_idle(45)
@@ -262,12 +242,12 @@ def test_station_that_is_down_passes_the_call_on(engine: OutboundEngine, phones:
     the call; the INVITE to the dead station is not left behind."""
     stations = engine.app.state.stations
     real = stations["alice"]
-    engine.run(lambda: stations.__setitem__("alice", f"sip:alice@127.0.0.1:{free_udp_port()}"))
+    engine.run(lambda: stations.__setitem__("alice", f"sip:alice@127.0.0.1:{free_port()}"))
     before = len(engine.events)
     try:
         engine.ready("alice", "bashir")
         bashir = station(phones, engine, "bashir", tmp_path, tone)
-        caller = phones("caller", "--port", str(free_udp_port()), "--dial", f"sip:311@127.0.0.1:{engine.sip_port}")
+        caller = phones("caller", "--port", str(free_port()), "--dial", f"sip:311@127.0.0.1:{engine.sip_port}")
         try:
             bashir.wait("confirmed", timeout=60)
         except AssertionError as exc:

@@ -2,14 +2,17 @@
 
 PostgreSQL comes from SWITCHBOARD_TEST_POSTGRES_URL (default: the local server). If it cannot be
 reached the tests fail and say so: a store that was never tested on PostgreSQL is not a passing store.
+
+Also the ARI stand-in (tests/engine/ari_standin.py) as a fixture, for the ARI modules (anyio tests).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
+from ari_standin import AriStandIn
 from sqlalchemy.engine import make_url
 from testsupport import Relay, fresh_schema
 
@@ -64,3 +67,14 @@ def pg_proxy(pg_url: str) -> Iterator[tuple[Relay, str]]:
         yield relay, url.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
     finally:
         relay.cut()
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[AriStandIn]:
+    """The ARI stand-in listening on loopback; stopped afterwards."""
+    server = AriStandIn()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

@@ -6,26 +6,16 @@ user list are compared before and after each refused request.
 
 from __future__ import annotations
 
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from live_server import demo_app, serving
 
-from engine.app import create_app
-from engine.configfile import load_file
-from engine.settings import Settings
-
-REPO = Path(__file__).resolve().parents[2]
 MAX_BODY = 65_536
 PROBLEM = "application/problem+json"
 
@@ -94,9 +84,7 @@ class Engine:
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    tmp = tmp_path_factory.mktemp("badinput")
-    shutil.copy(REPO / "config" / "switchboard.yaml", tmp / "switchboard.yaml")
-    app = create_app(Settings(data_dir=tmp / "data", max_body_bytes=MAX_BODY), load_file(tmp / "switchboard.yaml"))
+    app = demo_app(tmp_path_factory.mktemp("badinput"), max_body_bytes=MAX_BODY)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Engine(app, client)
 
@@ -236,22 +224,8 @@ def test_oversized_chunked_body_is_413(engine: Engine) -> None:
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The same application behind a real HTTP server: chunked bodies arrive in pieces there."""
     tmp = tmp_path_factory.mktemp("badinput-live")
-    app = create_app(Settings(data_dir=tmp, max_body_bytes=MAX_BODY), load_file(REPO / "config" / "switchboard.yaml"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with serving(demo_app(tmp, max_body_bytes=MAX_BODY)) as base:
+        yield base
 
 
 def test_oversized_bodies_over_real_http(live_server: str) -> None:

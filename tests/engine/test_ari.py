@@ -68,16 +68,6 @@ class Controller:
 
 
 @pytest.fixture
-async def standin() -> AsyncIterator[AriStandIn]:
-    server = AriStandIn()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
 async def ari(standin: AriStandIn) -> AsyncIterator[tuple[AriTelephony, Controller]]:
     controller = Controller()
     telephony = AriTelephony(

@@ -6,7 +6,6 @@ through the API's ACD steps, and ends when the caller hangs up. No request or ev
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +40,6 @@ stations:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[AriStandIn]:
-    server = AriStandIn()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 def requests_to(standin: AriStandIn, method: str, path: str) -> list[dict[str, str]]:

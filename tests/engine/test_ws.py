@@ -10,90 +10,32 @@ is asserted is which messages arrive and in what order, never how fast.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
+from live_server import WAIT_S, LiveClient, live_demo, recv
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
-
-from engine.app import create_app
-from engine.configfile import load_file
-from engine.settings import Settings
-
-REPO = Path(__file__).resolve().parents[2]
-WAIT_S = 20.0  # hang guard only
+from websockets.sync.client import ClientConnection
 
 
-class Live:
-    def __init__(self, app: FastAPI, base: str):
-        self.app, self.base = app, base
-        self.http = httpx.Client(base_url=base, timeout=30)
-        self.tokens = {u: self._login(u) for u in ("alice", "bashir", "sam", "admin")}
-        self.sockets = contextlib.ExitStack()  # every socket opened, closed at the end
-        self.serial = 0
-
-    def _login(self, user: str) -> str:
-        r = self.http.post("/api/v1/auth/login", json={"username": user, "password": f"{user}-demo"})
-        assert r.status_code == 200, r.text
-        return str(r.json()["access_token"])
-
-    def ok(self, user: str, method: str, path: str, **kw: Any) -> Any:
-        r = self.http.request(method, path, headers={"Authorization": f"Bearer {self.tokens[user]}"}, **kw)
-        assert r.is_success, f"{user} {method} {path}: {r.status_code} {r.text}"
-        return r.json()
-
+class Live(LiveClient):
     def socket(self, kind: str, token: str, **params: str) -> ClientConnection:
-        query = "&".join(f"{k}={v}" for k, v in {"token": token, **params}.items())
-        return self.sockets.enter_context(
-            connect(f"{self.base.replace('http', 'ws')}/api/v1/ws/{kind}?{query}", open_timeout=WAIT_S))
+        return self.open_socket(kind, "&".join(f"{k}={v}" for k, v in {"token": token, **params}.items()))
 
     def contact(self, **body: Any) -> str:
-        self.serial += 1
-        cid = f"ws-{self.serial}"
+        cid = self.next_id("ws")
         self.ok("sam", "POST", "/api/v1/contacts", json={"id": cid, **body})
         return cid
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    tmp = tmp_path_factory.mktemp("ws")
-    shutil.copy(REPO / "config" / "switchboard.yaml", tmp / "switchboard.yaml")
-    app = create_app(Settings(data_dir=tmp / "data"), load_file(tmp / "switchboard.yaml"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           ws_max_size=65536, timeout_graceful_shutdown=5))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    env = Live(app, f"http://127.0.0.1:{port}")
-    try:
+    with live_demo(Live, tmp_path_factory.mktemp("ws"), ("alice", "bashir", "sam", "admin"),
+                   ws_max_size=65536, timeout_graceful_shutdown=5) as env:
         yield env
-    finally:
-        env.sockets.close()
-        env.http.close()
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
-def recv(ws: ClientConnection) -> dict[str, Any]:
-    msg: dict[str, Any] = json.loads(ws.recv(timeout=WAIT_S))
-    return msg
 
 
 def hello(ws: ClientConnection) -> dict[str, Any]:
