@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
-from acd.model import Channel, SkillRequirement
+from acd.model import Channel, SkillRequirement, fast_frozen_init
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +205,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ConsultStarted, ConsultEnded,
     )
 }
+for _cls in EVENT_TYPES.values():
+    fast_frozen_init(_cls)  # events are made several times per routing decision
 
 
 def to_dict(event: Event) -> dict[str, Any]:

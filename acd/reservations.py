@@ -21,10 +21,13 @@ class Activity:
     OFF = "off"  # logged out
 
 
+NO_CHANNELS: frozenset[Channel] = frozenset()
+
+
 class AgentRuntime:
     __slots__ = ("cfg", "id", "order", "presence", "reason", "load", "offers", "work", "idle_since",
                  "rona_streak", "day", "handled_today", "busy_s", "staffed_s", "activity", "activity_since",
-                 "free")
+                 "free", "full")
 
     def __init__(self, cfg: AgentConfig, order: int):
         self.cfg = cfg
@@ -44,6 +47,8 @@ class AgentRuntime:
         self.activity = Activity.OFF
         self.activity_since = 0.0
         self.free: frozenset[Channel] = frozenset()  # channels with a slot left, as last indexed
+        # the channels free when ready and holding nothing: the common case, kept ready for the router
+        self.full: frozenset[Channel] = frozenset(ch for ch, cap in cfg.capacity.items() if cap > 0)
 
     # capacity -------------------------------------------------------------------------------
     def free_channels(self, blocks: Mapping[Channel, frozenset[Channel]]) -> list[Channel]:

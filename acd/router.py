@@ -63,7 +63,7 @@ from acd.model import (
     QueueConfig,
     SkillRequirement,
 )
-from acd.reservations import AgentRuntime
+from acd.reservations import NO_CHANNELS, Activity, AgentRuntime
 from acd.stats import DEFAULT_AHT_S, CenterStats
 from acd.strategies import choose
 
@@ -81,9 +81,14 @@ class RouteClass:
         self.rule = rule
         self.restrict = restrict
         self.boost = queue.priority_boost_per_s
-        self.heap: list[tuple[float, float, int, int, str]] = []
+        self.heap: list[tuple[float, float, int, int, str, Contact]] = []
         self.size = 0
         self.agents: set[str] = set()
+
+
+def _channel(value: Any) -> Channel:
+    # Channel(x) goes through the enum machinery even when x is already a Channel
+    return value if type(value) is Channel else Channel(value)
 
 
 # timer kinds
@@ -121,6 +126,8 @@ class Router:
         self._base_agent_sets: dict[str, frozenset[str]] = {}
         self._at_least: dict[tuple[str, int], frozenset[str]] = {}  # (skill, level) -> agents that have it
         self._finished: deque[str] = deque()  # completed/abandoned contacts, oldest first
+        self._known_skills = frozenset(center.skills)
+        self._merged: dict[tuple[str, tuple[SkillRequirement, ...]], tuple[SkillRequirement, ...]] = {}
         self.keep_finished = keep_finished
         self._out: list[Event] | None = None
         self._apply_table: dict[type[Event], Callable[[Any], None]] = {
@@ -181,7 +188,7 @@ class Router:
             if aid in new.agents:
                 fresh = new.agents[aid]
                 for name in AgentRuntime.__slots__:
-                    if name not in ("cfg", "id", "order", "free"):
+                    if name not in ("cfg", "id", "order", "free", "full"):
                         setattr(fresh, name, getattr(old, name))
         new._timers = list(self._timers)
         new._retries = list(self._retries)
@@ -256,26 +263,27 @@ class Router:
         self._check_requirements(spec.requirements)
         if spec.preferred_agent is not None:
             self._agent(spec.preferred_agent)
-        with self._command(now) as t:
-            enqueued_at = min(spec.enqueued_at, t) if spec.enqueued_at is not None else t
-            if spec.schedule_at is not None and spec.schedule_at > t:
-                # a booked callback waits from the time it was booked for, unless an age is carried in
-                self._emit(CallbackScheduled(
-                    t, spec.id, queue.id, Channel(spec.channel), tuple(spec.requirements), spec.priority,
-                    dict(spec.attributes), spec.schedule_at if spec.enqueued_at is None else enqueued_at,
-                    spec.schedule_at))
-            else:
-                until = t + queue.preferred_agent_timeout_s if spec.preferred_agent else None
-                self._emit(ContactQueued(
-                    t, spec.id, queue.id, Channel(spec.channel), tuple(spec.requirements), spec.priority,
-                    dict(spec.attributes), enqueued_at, spec.preferred_agent, until))
-        return self._take()
+        # the hot commands open and close by hand (`_begin`/`_done`), as `with self._command(...)` does
+        t = self._begin(now)
+        enqueued_at = min(spec.enqueued_at, t) if spec.enqueued_at is not None else t
+        if spec.schedule_at is not None and spec.schedule_at > t:
+            # a booked callback waits from the time it was booked for, unless an age is carried in
+            self._emit(CallbackScheduled(
+                t, spec.id, queue.id, _channel(spec.channel), tuple(spec.requirements), spec.priority,
+                dict(spec.attributes), spec.schedule_at if spec.enqueued_at is None else enqueued_at,
+                spec.schedule_at))
+        else:
+            until = t + queue.preferred_agent_timeout_s if spec.preferred_agent else None
+            self._emit(ContactQueued(
+                t, spec.id, queue.id, _channel(spec.channel), tuple(spec.requirements), spec.priority,
+                dict(spec.attributes), enqueued_at, spec.preferred_agent, until))
+        return self._done()
 
     def accept(self, contact: str, agent: str, now: float) -> list[Event]:
         c = self._offered_to(contact, agent, now)
-        with self._command(now) as t:
-            self._emit(ContactAnswered(t, c.id, agent))
-        return self._take()
+        t = self._begin(now)
+        self._emit(ContactAnswered(t, c.id, agent))
+        return self._done()
 
     def reject(self, contact: str, agent: str, now: float, *, reason: str = "rejected") -> list[Event]:
         """The agent declined, or the station answered busy (`reason="busy"`)."""
@@ -320,9 +328,9 @@ class Router:
         """The conversation is over (hang-up on either side, chat closed): wrap-up starts."""
         c = self._contact(contact)
         self._expect(c, (ContactState.CONNECTED, ContactState.HELD), "end")
-        with self._command(now) as t:
-            self._end(c, t)
-        return self._take()
+        t = self._begin(now)
+        self._end(c, t)
+        return self._done()
 
     def wrap_up(self, contact: str, now: float, code: str | None = None) -> list[Event]:
         c = self._contact(contact)
@@ -337,12 +345,12 @@ class Router:
         c = self._contact(contact)
         self._expect(c, (ContactState.CONNECTED, ContactState.HELD, ContactState.WRAP_UP), "complete")
         self._check_code(c, code)
-        with self._command(now) as t:
-            if c.state is not ContactState.WRAP_UP:
-                self._emit(ContactEnded(t, c.id, c.agent or ""))
-            if c.state is ContactState.WRAP_UP:
-                self._emit(WrapUpCompleted(t, c.id, c.agent or "", code))
-        return self._take()
+        t = self._begin(now)
+        if c.state is not ContactState.WRAP_UP:
+            self._emit(ContactEnded(t, c.id, c.agent or ""))
+        if c.state is ContactState.WRAP_UP:
+            self._emit(WrapUpCompleted(t, c.id, c.agent or "", code))
+        return self._done()
 
     def abandon(self, contact: str, now: float) -> list[Event]:
         """The caller hung up (or the chat closed) before an agent answered."""
@@ -437,27 +445,31 @@ class Router:
 
         Each fires at its own due time, so the events say when things really happened."""
         timers, retries = self._timers, self._retries
+        stale = self._stale
+        pop = heapq.heappop
         for heap in (timers, retries):
-            while heap and heap[0][0] <= now and self._stale(heap[0]):
-                heapq.heappop(heap)  # e.g. the timeout of an offer already accepted: nothing to decide
+            while heap and heap[0][0] <= now and stale(heap[0]):
+                pop(heap)  # e.g. the timeout of an offer already accepted: nothing to decide
         if (not timers or timers[0][0] > now) and (not retries or retries[0][0] > now):
             if now > self.now:
                 self.now = now
             return []
-        with self._command(now, advance=False):
-            while True:
-                heap = timers if timers and timers[0][0] <= now else None
-                if retries and retries[0][0] <= now and (heap is None or retries[0] < timers[0]):
-                    heap = retries
-                if heap is None:
-                    break
-                due, _, kind, cid, stamp = heapq.heappop(heap)
-                t = max(due, self.now)
-                self.now = t
-                self._fire(kind, self.contacts.get(cid), stamp, t)
-                self._dispatch(t)
-            self.now = max(self.now, now)
-        return self._take()
+        self._out = []  # a command that does not move the clock to `now` up front
+        contacts = self.contacts
+        while True:
+            heap = timers if timers and timers[0][0] <= now else None
+            if retries and retries[0][0] <= now and (heap is None or retries[0] < timers[0]):
+                heap = retries
+            if heap is None:
+                break
+            due, _, kind, cid, stamp = pop(heap)
+            t = due if due > self.now else self.now
+            self.now = t
+            self._fire(kind, contacts.get(cid), stamp, t)
+            self._dispatch(t)
+        if now > self.now:
+            self.now = now
+        return self._done()
 
     def stats_as_of(self, now: float) -> CenterStats:
         """The statistics with every agent's running activity booked up to `now`, on a copy: reading
@@ -475,9 +487,19 @@ class Router:
             a.clock(now)
 
     def next_due(self) -> float | None:
-        """When the next timer fires (possibly a stale one: ticking then is harmless)."""
-        heads = [heap[0][0] for heap in (self._timers, self._retries) if heap]
-        return min(heads) if heads else None
+        """When the next timer that can still do something fires.
+
+        Timers that can no longer act (the offer was answered, the wrap-up done) are dropped here, so
+        callers do not tick for nothing. Dropping early is safe: every change that makes a timer's work
+        matter again (a missed offer back in line, a contact re-entering its queue) sets a timer of its own."""
+        stale = self._stale
+        due: float | None = None
+        for heap in (self._timers, self._retries):
+            while heap and stale(heap[0], early=True):
+                heapq.heappop(heap)
+            if heap and (due is None or heap[0][0] < due):
+                due = heap[0][0]
+        return due
 
     # ------------------------------------------------------------------------------------------
     # reads
@@ -499,13 +521,18 @@ class Router:
         c = self._contact(contact)
         if c.state is not ContactState.QUEUED:
             return None
-        line = [w for w in self.waiting(c.queue) if w.state is ContactState.QUEUED]
-        # by identity: list.index would compare whole Contact dataclasses field by field
-        return next(i for i, w in enumerate(line, 1) if w is c)
+        # the contacts in line ahead of it by `waiting`'s order, counted in one pass (no sort)
+        boost = self.center.queues[c.queue].priority_boost_per_s
+        key = (boost * c.enqueued_at - c.priority, c.enqueued_at, c.seq)
+        queued = ContactState.QUEUED
+        return 1 + sum(1 for w in self._waiting[c.queue].values() if w.state is queued
+                       and (boost * w.enqueued_at - w.priority, w.enqueued_at, w.seq) < key)
 
     def expected_wait(self, queue: str, position: int) -> float:
         """Expected seconds until the contact at `position` (1-based) is answered."""
         qs = self.stats.queues[self._queue(queue).id]
+        if qs.estimator.gap_s is not None:  # the fallback (a scan of the queue's agents) is not needed
+            return qs.estimator.expected_wait(position, qs.estimator.gap_s)
         serving = sum(1 for n in self._base_agents(queue) if self.agents[n].presence is not Presence.LOGGED_OUT)
         fallback = (qs.aht_s or DEFAULT_AHT_S) / max(serving, 1)
         return qs.estimator.expected_wait(position, fallback)
@@ -593,9 +620,12 @@ class Router:
     def _new_contact(self, e: ContactQueued | CallbackScheduled, state: ContactState) -> Contact:
         queue = self.center.queues[e.queue]
         self._arrivals += 1
-        c = Contact(id=e.contact, queue=e.queue, channel=Channel(e.channel),
-                    requirements=merge_requirements(queue.skills, e.requirements),
-                    own_requirements=tuple(e.requirements), priority=e.priority,
+        own = tuple(e.requirements)
+        merged = self._merged.get((queue.id, own))
+        if merged is None:
+            merged = self._merged[(queue.id, own)] = merge_requirements(queue.skills, own)
+        c = Contact(id=e.contact, queue=e.queue, channel=_channel(e.channel), requirements=merged,
+                    own_requirements=own, priority=e.priority,
                     attributes=dict(e.attributes), enqueued_at=e.enqueued_at, seq=self._arrivals, state=state)
         c.history.append({"t": e.t, "event": "queued", "queue": e.queue})
         self.contacts[c.id] = c
@@ -641,7 +671,8 @@ class Router:
         c.state, c.agent, c.offer_deadline = ContactState.OFFERED, e.agent, e.deadline
         c.offers += 1
         a.hold_slot(c.id, c.channel, offer=True)
-        self._rr_last[c.queue] = self._linear_rank(c.queue, a)
+        ranks = self._linear[c.queue]
+        self._rr_last[c.queue] = ranks.get(a.id, len(ranks) + a.order)  # _linear_rank, inlined
         self._timer(e.deadline, _OFFER, c.id, e.deadline)
         self._touch(a, e.t)
 
@@ -821,10 +852,30 @@ class Router:
     # ------------------------------------------------------------------------------------------
     # helpers of apply
     def _touch(self, a: AgentRuntime, t: float) -> None:
-        """Re-index an agent after a change: free sets, occupancy clock, pending match."""
-        self.stats.agent_span(a.activity, a.activity_since, t)
-        a.clock(t)
-        free = frozenset(a.free_channels(self.center.blocks))
+        """Re-index an agent after a change: free sets, occupancy clock, pending match.
+
+        Runs several times per routing decision: `a.clock(t)` and the free channels are written out here."""
+        activity, since = a.activity, a.activity_since
+        if activity == Activity.BUSY or activity == Activity.IDLE:
+            if t > since:
+                self.stats.agent_span(activity, since, t)
+            if activity == Activity.BUSY:
+                a.busy_s += t - since
+            a.staffed_s += t - since
+        a.activity_since = t
+        presence = a.presence
+        if presence is Presence.LOGGED_OUT:
+            a.activity = Activity.OFF
+        elif a.load:
+            a.activity = Activity.BUSY
+        else:
+            a.activity = Activity.IDLE if presence is Presence.READY else Activity.AWAY
+        if presence is not Presence.READY:
+            free = NO_CHANNELS
+        elif not a.load:
+            free = a.full
+        else:
+            free = frozenset(a.free_channels(self.center.blocks))
         old = a.free
         if free == old:
             return
@@ -860,11 +911,13 @@ class Router:
 
     def _enter_class(self, c: Contact, t: float) -> None:
         queue = self.center.queues[c.queue]
-        c.ring = self._ring_for_age(queue, c.enqueued_at, t)
+        c.ring = self._ring_for_age(queue, c.enqueued_at, t) if queue.steps else 0
         restrict = c.restrict_to if (c.restrict_until is not None and c.restrict_until > t) else None
         if restrict is None:
             c.restrict_to = c.restrict_until = None
-        rc = self._class_for(queue, c.channel, c.requirements, c.ring, restrict)
+        rc = self._class_cache.get((queue.id, c.channel, c.requirements, c.ring, restrict))  # _class_for's
+        if rc is None:
+            rc = self._class_for(queue, c.channel, c.requirements, c.ring, restrict)
         if restrict is not None and not rc.agents:
             # the named agent cannot take it at all: don't make the caller wait for nothing
             c.restrict_to = c.restrict_until = None
@@ -873,8 +926,9 @@ class Router:
         c.heap_token = self._token
         c.route_class = rc
         # rounded so that equal ageing priorities tie exactly and age decides, whatever the float noise
+        # (the contact itself rides last: the token before it is unique, so it is never compared)
         heapq.heappush(rc.heap, (round(rc.boost * c.enqueued_at - c.priority, 9), c.enqueued_at, c.seq,
-                                 self._token, c.id))
+                                 self._token, c.id, c))
         rc.size += 1
         self._queued[c.queue] += 1
         if c.ring < len(queue.steps):
@@ -892,7 +946,7 @@ class Router:
         self._queued[rc.queue.id] -= 1
         c.route_class = None
         c.heap_token = 0  # the heap entry is now stale; dropped lazily when it reaches the top
-        if rc.heap and rc.heap[0][4] == c.id:
+        if rc.heap and rc.heap[0][5] is c:
             heapq.heappop(rc.heap)
 
     def _class_for(self, queue: QueueConfig, channel: Channel, requirements: tuple[SkillRequirement, ...],
@@ -984,17 +1038,23 @@ class Router:
             if c.state is ContactState.QUEUED and c.route_class is not None:
                 self._pending_contacts.append(c.id)  # a decline ran out: match it again (no state changes)
 
-    def _stale(self, timer: tuple[float, int, int, str, float]) -> bool:
-        """A timer that can no longer do anything (cheap check; `_fire` re-checks the rest)."""
+    def _stale(self, timer: tuple[float, int, int, str, float], *, early: bool = False) -> bool:
+        """A timer that can no longer do anything when it comes due (the checks `_fire` makes). `early`:
+        asked before it is due, so only what no later change can undo without setting a timer of its own."""
         _, _, kind, cid, stamp = timer
         c = self.contacts.get(cid)
         if c is None or c.state is ContactState.COMPLETED or c.state is ContactState.ABANDONED:
             return True
         if kind == _OFFER:
             return c.state is not ContactState.OFFERED or c.offer_deadline != stamp
+        if kind == _WIDEN or kind == _RESTRICT:
+            return c.state is not ContactState.QUEUED
         if kind == _RETRY:
-            return c.state is not ContactState.QUEUED or stamp not in c.declined_by.values()
-        return False
+            # before it is due, the contact may be out on another offer and back in line by then: keep it
+            return (not early and c.state is not ContactState.QUEUED) or stamp not in c.declined_by.values()
+        if kind == _WRAP:
+            return c.state is not ContactState.WRAP_UP
+        return c.state is not ContactState.SCHEDULED  # _CALLBACK
 
     def _miss(self, c: Contact, t: float, reason: str) -> None:
         agent = c.agent or ""
@@ -1012,12 +1072,14 @@ class Router:
 
     def _dispatch(self, t: float) -> None:
         agents, contacts = self._pending_agents, self._pending_contacts
+        free = self._free
         while agents or contacts:
             if agents:
                 self._match_agent(self.agents[agents.popleft()], t)
             else:
                 c = self.contacts[contacts.popleft()]
-                if c.state is ContactState.QUEUED and c.route_class is not None:
+                # nobody free on its channel (the usual case when contacts wait): nothing to match
+                if c.state is ContactState.QUEUED and c.route_class is not None and free[c.channel]:
                     self._match_contact(c, t)
 
     def _match_agent(self, a: AgentRuntime, t: float) -> None:
@@ -1026,26 +1088,31 @@ class Router:
         Best: highest ageing priority (equal within 1e-9 counts as equal, so float noise never beats
         age), then oldest, then first arrived. This is the hot path of routing: kept flat on purpose."""
         classes = self._agent_classes[a.id]
-        contacts = self.contacts
         agent = a.id
         while a.free:
             best: Contact | None = None
-            best_eff = 0.0
+            lo = hi = best_at = 0.0  # the best's priority -/+ 1e-9, and its age
+            best_seq = 0
             for ch in a.free:
                 for rc in classes.get(ch, ()):
                     if not rc.size:
                         continue
                     entry = rc.heap[0]
-                    c = contacts[entry[4]]
+                    c = entry[5]
                     if c.heap_token != entry[3] or (c.declined_by and c.declined_by.get(agent, t) > t):
                         found = self._head(rc, agent, t)
                         if found is None:
                             continue
                         c = found
-                    eff = c.priority + rc.boost * (t - c.enqueued_at)
-                    if best is None or eff > best_eff + 1e-9 or (
-                            eff >= best_eff - 1e-9 and (c.enqueued_at, c.seq) < (best.enqueued_at, best.seq)):
-                        best, best_eff = c, eff
+                    at = c.enqueued_at
+                    eff = c.priority + rc.boost * (t - at)
+                    if best is not None:
+                        if eff < lo:  # lower priority: the usual loser, settled by one comparison
+                            continue
+                        if eff <= hi and (at > best_at or (at == best_at and c.seq >= best_seq)):
+                            continue  # the same priority but no older
+                    best, best_at, best_seq = c, at, c.seq
+                    lo, hi = eff - 1e-9, eff + 1e-9
             if best is None:
                 return
             self._offer(best, a, t)
@@ -1053,10 +1120,9 @@ class Router:
     def _head(self, rc: RouteClass, agent: str, t: float) -> Contact | None:
         """The first live contact of the class that `agent` has not missed lately (see `decline_retry_s`)."""
         heap = rc.heap
-        contacts = self.contacts
         while heap:
             entry = heap[0]
-            c = contacts[entry[4]]
+            c = entry[5]
             if c.heap_token != entry[3]:
                 heapq.heappop(heap)
                 continue
@@ -1071,7 +1137,7 @@ class Router:
         size = len(heap)
         while side:
             entry, i = heapq.heappop(side)
-            c = contacts[entry[4]]
+            c = entry[5]
             if c.heap_token == entry[3] and c.declined_by.get(agent, t) <= t:
                 return c
             for j in (2 * i + 1, 2 * i + 2):
@@ -1115,20 +1181,35 @@ class Router:
 
     def _command(self, now: float, *, advance: bool = True) -> "Router._Cmd":
         # time never runs backwards inside the core: a late clock reading counts as "now"
-        t = now if now > self.now else self.now
         if advance:
-            self.now = t
-            retries = self._retries
-            while retries and retries[0][0] <= t:  # declines that ran out: match those contacts again
-                _, _, kind, cid, stamp = heapq.heappop(retries)
-                self._fire(kind, self.contacts.get(cid), stamp, t)  # (no events: marks them for matching)
+            return Router._Cmd(self, self._begin(now))
         self._out = []
-        return Router._Cmd(self, t)
+        return Router._Cmd(self, now if now > self.now else self.now)
+
+    def _begin(self, now: float) -> float:
+        """Open a command at `now` (what `_command` does, without the context manager's calls)."""
+        t = now if now > self.now else self.now
+        self.now = t
+        retries = self._retries
+        while retries and retries[0][0] <= t:  # declines that ran out: match those contacts again
+            _, _, kind, cid, stamp = heapq.heappop(retries)
+            self._fire(kind, self.contacts.get(cid), stamp, t)  # (no events: marks them for matching)
+        self._out = []
+        return t
+
+    def _done(self) -> list[Event]:
+        """Close a command opened by `_begin`: match what it freed, hand back its events."""
+        if self._pending_agents or self._pending_contacts:
+            self._dispatch(self.now)
+        out, self._out = self._out or [], None
+        return out
 
     def _emit(self, event: Event) -> None:
         assert self._out is not None
         self._out.append(event)
-        self.apply(event)
+        if event.t > self.now:  # apply(), inlined: this runs for every event
+            self.now = event.t
+        self._apply_table[type(event)](event)
 
     def _take(self) -> list[Event]:
         out, self._out = self._out or [], None
@@ -1169,7 +1250,7 @@ class Router:
         return c
 
     def _check_requirements(self, reqs: Iterable[SkillRequirement]) -> None:
-        known = set(self.center.skills)
+        known = self._known_skills
         for r in reqs:
             if r.skill not in known:
                 raise errors.InvalidContact(f"unknown skill {r.skill!r}")

@@ -123,18 +123,22 @@ class CenterStats:
         return int(t // self.interval_s)
 
     def counters(self, queue: str, t: float) -> IntervalCounters:
-        return self.queues[queue].intervals[self.interval(t)]
+        return self.queues[queue].intervals[int(t // self.interval_s)]  # (self.interval, inlined: hot)
 
     def agent_span(self, activity: str, start: float, end: float) -> None:
         """Book an agent's time from `start` to `end` in `activity`, split at interval edges."""
-        if activity not in ("busy", "idle") or end <= start:
+        if end <= start or (activity != "busy" and activity != "idle"):
             return
+        busy = activity == "busy"
+        iv = self.interval_s
         t = start
         while t < end:
-            idx = self.interval(t)
-            edge = min(end, (idx + 1) * self.interval_s)
+            idx = int(t // iv)
+            edge = (idx + 1) * iv
+            if edge > end:
+                edge = end
             self.staffed_s[idx] += edge - t
-            if activity == "busy":
+            if busy:
                 self.busy_s[idx] += edge - t
             t = edge
 

@@ -83,6 +83,49 @@ def test_timed_wrap_up_ends_by_itself_and_frees_the_agent_for_the_next_contact(k
     _replays(j)
 
 
+def test_next_due_skips_timers_that_can_no_longer_act(kit) -> None:
+    """An answered offer's timeout and a finished wrap-up's timer are dropped, so nobody ticks for nothing;
+    a missed offer back in line gets timers of its own again."""
+    center = kit.make_center({"q": {"wrap_up_s": 30, "offer_timeout_s": 20}}, {"ann": {}, "bob": {}})
+    j = kit.Journal(center)
+    r = j.router
+    j("login", "ann", 0.0, ready=True)
+    j("enqueue", kit.spec("c1"), 0.0)
+    assert r.next_due() == 20.0  # the offer's timeout
+    j("accept", "c1", "ann", 1.0)
+    assert r.next_due() is None  # answered: the timeout can do nothing
+    j("complete", "c1", 10.0, None)
+    assert r.next_due() is None  # wrap-up finished at once: its timer (at 40) is dropped too
+
+    j("enqueue", kit.spec("c2"), 11.0)
+    assert r.next_due() == 31.0
+    j("reject", "c2", "ann", 12.0)  # back in line; ann is skipped until 42 (decline_retry_s 30)
+    assert r.next_due() == 42.0
+    j("login", "bob", 13.0, ready=True)  # bob takes it: a new offer, a new timeout
+    assert r.contacts["c2"].agent == "bob" and r.next_due() == 33.0
+    assert kit.kinds(j("tick", 33.0)) == ["OfferMissed"]  # bob let it ring out; both skip it for now
+    assert r.next_due() == 42.0  # ann's skip runs out first: the stale timeout at 31 was never ticked
+    assert kit.offers(j("tick", 42.0)) == [("c2", "ann")]
+    _replays(j)
+
+
+def test_a_decline_running_out_while_the_contact_is_out_on_another_offer_still_brings_it_back(kit) -> None:
+    """next_due() must not drop the skip's timer just because the contact is offered elsewhere for now."""
+    center = kit.make_center({"q": {"offer_timeout_s": 20}}, {"ann": {}, "bob": {}})
+    j = kit.Journal(center)
+    r = j.router
+    j("login", "ann", 0.0, ready=True)
+    j("enqueue", kit.spec("c1"), 0.0)
+    j("reject", "c1", "ann", 1.0)  # ann is skipped until 31
+    assert kit.offers(j("login", "bob", 15.0, ready=True)) == [("c1", "bob")]  # rings bob until 35
+    assert r.next_due() == 31.0  # ann's skip, although c1 is out on bob's offer right now
+    j("reject", "c1", "bob", 16.0)  # bob is skipped until 46
+    assert r.next_due() == 31.0
+    assert kit.offers(j("tick", 31.0)) == [("c1", "ann")]
+    _replays(j)
+
+
+
 # ----------------------------------------------------------------------------------------------
 # missed offers
 def test_rona_after_n_misses_and_contact_back_at_its_old_place(kit) -> None:

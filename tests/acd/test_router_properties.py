@@ -580,7 +580,9 @@ class RouterMachine(RuleBasedStateMachine):
             s = c.state
             if s is ContactState.QUEUED:
                 assert live.get(cid) == 1 and waiting.get(cid) == c.queue and cid not in holders
-                assert c.agent is None and r.position(cid) is not None
+                # position counts in one pass; it must be the place in the sorted line
+                line = [w.id for w in r.waiting(c.queue) if w.state is ContactState.QUEUED]
+                assert c.agent is None and r.position(cid) == line.index(cid) + 1
             elif s is ContactState.OFFERED:
                 assert cid not in live and waiting.get(cid) == c.queue
                 assert holders.get(cid) == [c.agent] and cid in r.agents[c.agent].offers
