@@ -1083,39 +1083,44 @@ class Router:
                     self._match_contact(c, t)
 
     def _match_agent(self, a: AgentRuntime, t: float) -> None:
-        """Offer the freed agent the best head among the classes they qualify for, while they have room.
+        """Offer the freed agent the best contact they may take, while they have room."""
+        while a.free:
+            best = self._best_for(a, t)
+            if best is None:
+                return
+            self._offer(best, a, t)
+
+    def _best_for(self, a: AgentRuntime, t: float) -> Contact | None:
+        """The best head among the classes the agent qualifies for on their free channels.
 
         Best: highest ageing priority (equal within 1e-9 counts as equal, so float noise never beats
         age), then oldest, then first arrived. This is the hot path of routing: kept flat on purpose."""
         classes = self._agent_classes[a.id]
         agent = a.id
-        while a.free:
-            best: Contact | None = None
-            lo = hi = best_at = 0.0  # the best's priority -/+ 1e-9, and its age
-            best_seq = 0
-            for ch in a.free:
-                for rc in classes.get(ch, ()):
-                    if not rc.size:
+        best: Contact | None = None
+        lo = hi = best_at = 0.0  # the best's priority -/+ 1e-9, and its age
+        best_seq = 0
+        for ch in a.free:
+            for rc in classes.get(ch, ()):
+                if not rc.size:
+                    continue
+                entry = rc.heap[0]
+                c = entry[5]
+                if c.heap_token != entry[3] or (c.declined_by and c.declined_by.get(agent, t) > t):
+                    found = self._head(rc, agent, t)
+                    if found is None:
                         continue
-                    entry = rc.heap[0]
-                    c = entry[5]
-                    if c.heap_token != entry[3] or (c.declined_by and c.declined_by.get(agent, t) > t):
-                        found = self._head(rc, agent, t)
-                        if found is None:
-                            continue
-                        c = found
-                    at = c.enqueued_at
-                    eff = c.priority + rc.boost * (t - at)
-                    if best is not None:
-                        if eff < lo:  # lower priority: the usual loser, settled by one comparison
-                            continue
-                        if eff <= hi and (at > best_at or (at == best_at and c.seq >= best_seq)):
-                            continue  # the same priority but no older
-                    best, best_at, best_seq = c, at, c.seq
-                    lo, hi = eff - 1e-9, eff + 1e-9
-            if best is None:
-                return
-            self._offer(best, a, t)
+                    c = found
+                at = c.enqueued_at
+                eff = c.priority + rc.boost * (t - at)
+                if best is not None:
+                    if eff < lo:  # lower priority: the usual loser, settled by one comparison
+                        continue
+                    if eff <= hi and (at > best_at or (at == best_at and c.seq >= best_seq)):
+                        continue  # the same priority but no older
+                best, best_at, best_seq = c, at, c.seq
+                lo, hi = eff - 1e-9, eff + 1e-9
+        return best
 
     def _head(self, rc: RouteClass, agent: str, t: float) -> Contact | None:
         """The first live contact of the class that `agent` has not missed lately (see `decline_retry_s`)."""
@@ -1159,7 +1164,12 @@ class Router:
         chosen = choose(queue, c, candidates, t, self._rr_last.get(queue.id, -1),
                         lambda a: self._linear_rank(queue.id, a), len(self.agents) + len(self._linear[queue.id]),
                         today=int((t + self.center.day_offset_s) // 86400))
-        self._offer(c, chosen, t)
+        # the agent gets the best contact they may take: usually `c`, but contacts that became takeable
+        # at this same instant (several arrivals, declines ending together) may rank above it
+        best = self._best_for(chosen, t) or c
+        self._offer(best, chosen, t)
+        if best is not c and c.state is ContactState.QUEUED:
+            self._pending_contacts.appendleft(c.id)  # still waiting: try the other free agents next
 
     def _offer(self, c: Contact, a: AgentRuntime, t: float) -> None:
         self._emit(ContactOffered(t, c.id, a.id, t + self.center.queues[c.queue].offer_timeout_s))

@@ -217,6 +217,19 @@ def test_a_command_that_comes_late_for_a_decline_ending_does_not_pass_over_the_o
     _replays(j)
 
 
+def test_declines_ending_together_give_the_agent_the_higher_priority_contact(kit) -> None:
+    """Both declines end at 4; c1's comes first in the timer heap, but ann must get c2 (priority 1)."""
+    center = kit.make_center({"q": {}}, {"ann": {}}, rona_misses=3, decline_retry_s=3)
+    j = kit.Journal(center)
+    j("login", "ann", 0.0, ready=True)
+    j("enqueue", kit.spec("c1", priority=0), 0.0)
+    j("enqueue", kit.spec("c2", priority=1), 0.0)
+    assert kit.offers(j("reject", "c1", "ann", 1.0)) == [("c2", "ann")]
+    assert kit.offers(j("reject", "c2", "ann", 1.0)) == []
+    assert kit.offers(j("tick", 4.0)) == [("c2", "ann")]
+    _replays(j)
+
+
 def test_any_late_command_brings_back_a_contact_whose_decline_ran_out(kit) -> None:
     center = kit.make_center({"q": {}, "other": {}}, {"ann": {}, "bob": {"capacity": {"chat": 1}}},
                              rona_misses=3, decline_retry_s=3)
