@@ -448,7 +448,9 @@ class Router:
         stale = self._stale
         pop = heapq.heappop
         for heap in (timers, retries):
-            while heap and heap[0][0] <= now and stale(heap[0]):
+            # judged as of now, before earlier timers of this tick run: "early" (an offer that times out
+            # in this tick brings its contact back in line, where the end of an older decline still counts)
+            while heap and heap[0][0] <= now and stale(heap[0], early=True):
                 pop(heap)  # e.g. the timeout of an offer already accepted: nothing to decide
         if (not timers or timers[0][0] > now) and (not retries or retries[0][0] > now):
             if now > self.now:

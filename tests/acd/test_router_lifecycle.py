@@ -125,7 +125,6 @@ def test_a_decline_running_out_while_the_contact_is_out_on_another_offer_still_b
     _replays(j)
 
 
-
 # ----------------------------------------------------------------------------------------------
 # missed offers
 def test_rona_after_n_misses_and_contact_back_at_its_old_place(kit) -> None:
@@ -227,6 +226,22 @@ def test_declines_ending_together_give_the_agent_the_higher_priority_contact(kit
     assert kit.offers(j("reject", "c1", "ann", 1.0)) == [("c2", "ann")]
     assert kit.offers(j("reject", "c2", "ann", 1.0)) == []
     assert kit.offers(j("tick", 4.0)) == [("c2", "ann")]
+    _replays(j)
+
+
+def test_a_decline_ending_after_an_offer_times_out_in_the_same_tick_still_counts(kit) -> None:
+    """At the start of tick(35) c1 is ringing bob; his offer times out at 15 and ann's decline ends at 30,
+    both inside this one tick: ann must be offered c1 at 30 (found by the property test)."""
+    center = kit.make_center({"q": {"offer_timeout_s": 10}}, {"ann": {}, "bob": {}}, rona_misses=3,
+                             decline_retry_s=30)
+    j = kit.Journal(center)
+    j("login", "ann", 0.0, ready=True)
+    j("enqueue", kit.spec("c1"), 0.0)
+    j("reject", "c1", "ann", 0.0, reason="busy")
+    assert kit.offers(j("login", "bob", 5.0, ready=True)) == [("c1", "bob")]
+    out = j("tick", 35.0)
+    assert [(e.kind, e.t) for e in out] == [("OfferMissed", 15.0), ("ContactOffered", 30.0)]
+    assert kit.offers(out) == [("c1", "ann")]
     _replays(j)
 
 
