@@ -594,7 +594,9 @@ class RouterMachine(RuleBasedStateMachine):
                 assert cid not in live and cid not in waiting and cid not in holders and c.agent is None
 
 
+# 1000 examples (about 90 s): at 300, three real routing bugs hid from the fixed example set and were
+# found only with other seeds (see test_router_lifecycle's decline tests)
 RouterMachine.TestCase.settings = settings(
-    max_examples=300, stateful_step_count=50, derandomize=True, deadline=None,
+    max_examples=1000, stateful_step_count=50, derandomize=True, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much], print_blob=True)
 TestRouterProperties = RouterMachine.TestCase
