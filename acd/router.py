@@ -459,12 +459,12 @@ class Router:
         self._out = []  # a command that does not move the clock to `now` up front
         contacts = self.contacts
         while True:
-            heap = timers if timers and timers[0][0] <= now else None
-            if retries and retries[0][0] <= now and (heap is None or retries[0] < timers[0]):
-                heap = retries
-            if heap is None:
+            first = timers if timers and timers[0][0] <= now else None
+            if retries and retries[0][0] <= now and (first is None or retries[0] < timers[0]):
+                first = retries
+            if first is None:
                 break
-            due, _, kind, cid, stamp = pop(heap)
+            due, _, kind, cid, stamp = pop(first)
             t = due if due > self.now else self.now
             self.now = t
             self._fire(kind, contacts.get(cid), stamp, t)
