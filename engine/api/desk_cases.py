@@ -3,22 +3,26 @@
 POST /contacts/{id}/case files a case in whichever CRM the site uses (`settings.crm`), so a city on
 Dynamics or a webhook CRM gets its cases there, not in Switchboard's own store; the contact gives the
 channel and the agent is the filer. POST /contacts/{id}/cases/{case_id} adds a note and/or moves the
-status. Only the contact's agent (offered, holding or having held it) or a supervisor may. A CRM that is
-down answers 503 "crm-unavailable" (nothing is stored: the guard's timeout or breaker refused, or the
-CRM failed); a CRM that says no answers 422 "crm-rejected" naming what it refused.
+status. Only the contact's agent (offered, holding or having held it) or a supervisor may, and an agent
+only on a case of this contact: one filed from it, or an open case of its caller as the CRM finds them
+(the cases of the screen-pop); any other case answers 403 "not-this-callers-case" and is left alone. A CRM
+that is down answers 503 "crm-unavailable" (nothing is stored: the guard's timeout or breaker refused, or
+the CRM failed); a CRM that says no answers 422 "crm-rejected" naming what it refused.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
 from typing import Any, NoReturn
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cti.bridge import Caller
+from cti.bridge import MAX_CASES_PER_PERSON, MAX_PEOPLE, Caller
 from cti.case_values import CaseInputError
 from cti.cases import MAX_NOTE, for_app
-from cti.connectors import CaseInput, CaseUpdate, CrmError, CrmRejected
+from cti.connectors import CaseInput, CaseUpdate, Connector, CrmCase, CrmError, CrmRejected
 from engine.api.deps import agent_user, core
 from engine.api.desk import bridge_of, contact_of
 from engine.api.problems import ApiProblem
@@ -28,6 +32,7 @@ from engine.core import Core
 router = APIRouter(tags=["desk"])
 
 UNAVAILABLE_DETAIL = "CRM unavailable, try again"
+REMEMBERED_CONTACTS = 10_000  # contacts whose filed cases are remembered here (an external CRM's cases)
 
 
 class _Body(BaseModel):
@@ -78,6 +83,40 @@ def _crm_problem(exc: CrmError, crm: str) -> NoReturn:
     raise ApiProblem(503, "crm-unavailable", "CRM unavailable", f"{UNAVAILABLE_DETAIL} ({exc})") from None
 
 
+def _filed(state: Any) -> OrderedDict[str, set[str]]:
+    """Contact -> ids and references of the cases filed from it in this process, newest contacts last."""
+    filed: OrderedDict[str, set[str]] | None = getattr(state, "desk_filed", None)
+    if filed is None:
+        filed = state.desk_filed = OrderedDict()
+    return filed
+
+
+def _remember(state: Any, contact_id: str, case: CrmCase) -> None:
+    filed = _filed(state)
+    filed.setdefault(contact_id, set()).update((case.id, case.reference))
+    filed.move_to_end(contact_id)
+    while len(filed) > REMEMBERED_CONTACTS:
+        filed.popitem(last=False)
+
+
+async def _case_of_contact(state: Any, connector: Connector, contact_id: str, attributes: dict[str, Any],
+                           case_id: str) -> bool:
+    """Whether `case_id` belongs with this contact: filed from it, or an open case of its caller."""
+    if case_id in _filed(state).get(contact_id, ()):
+        return True
+    if connector.name == "builtin":  # the builtin store records the contact, across restarts too
+        case = await asyncio.to_thread(for_app(state).get, case_id)
+        if case is not None and case.contact_id == contact_id:
+            return True
+    caller = Caller.of(attributes)
+    if not (caller.phone or caller.email):
+        return False
+    people = (await connector.lookup(phone=caller.phone, email=caller.email))[:MAX_PEOPLE]
+    found = await asyncio.gather(*(connector.open_cases(person.id, limit=MAX_CASES_PER_PERSON)
+                                   for person in people))
+    return any(case_id in (k.id, k.reference) for cases in found for k in cases)
+
+
 @router.post("/contacts/{contact_id}/case", status_code=201,
              summary="File a case from a contact in the site's CRM (builtin, Dynamics or webhook)")
 async def create_case(contact_id: str, body: CaseFromContact, request: Request,
@@ -100,6 +139,7 @@ async def create_case(contact_id: str, body: CaseFromContact, request: Request,
         created = await connector.create_case(case)
     except CrmError as exc:
         _crm_problem(exc, connector.name)
+    _remember(request.app.state, contact_id, created)
     return {**created.to_dict(), "crm": connector.name, "contact_id": contact_id}
 
 
@@ -109,9 +149,15 @@ async def update_case(contact_id: str, body: CaseChange, request: Request,
                       case_id: str = Path(min_length=1, max_length=200),
                       p: Principal = Depends(agent_user), c: Core = Depends(core)) -> dict[str, Any]:
     connector = bridge_of(request).connector
-    await contact_of(p, c, contact_id)
+    _, attributes, _ = await contact_of(p, c, contact_id)
     note = body.note.strip() if body.note and body.note.strip() else None
     try:
+        # a supervisor may work any case; an agent only this contact's (no note on a stranger's case)
+        if not p.at_least("supervisor") and not await _case_of_contact(
+                request.app.state, connector, contact_id, attributes, case_id):
+            raise ApiProblem(403, "not-this-callers-case", "Not this caller's case",
+                             f"case {case_id!r} was not filed from contact {contact_id!r} and is not an open "
+                             "case of its caller")
         updated = await connector.update_case(case_id, CaseUpdate(status=body.status, note=note,
                                                                   filed_by=p.username))
     except CrmError as exc:

@@ -162,7 +162,11 @@ def test_bad_input_and_other_agents_contacts_are_refused_and_store_nothing(desk:
     assert "note, a status" in str(body["errors"]), body
     problem(desk.call("alice", "POST", f"/contacts/{cid}/cases/SR-2026-000001", json={"note": "   "}),
             422, "validation-error")
+    # a case that is not this contact's (here: none at all) is refused before the CRM is asked to change it;
+    # a supervisor's update reaches the CRM, which says it has no such case
     problem(desk.call("alice", "POST", f"/contacts/{cid}/cases/SR-2099-999999", json={"note": "hello"}),
+            403, "not-this-callers-case")
+    problem(desk.call("sam", "POST", f"/contacts/{cid}/cases/SR-2099-999999", json={"note": "hello"}),
             422, "crm-rejected")
 
     # bashir never had this contact: 403 on both routes; a supervisor may
@@ -176,6 +180,36 @@ def test_bad_input_and_other_agents_contacts_are_refused_and_store_nothing(desk:
     assert by_sup.status_code == 201, by_sup.text
     assert len(desk.builtin_cases_of(cid)) == 1
     desk.finish("alice", cid)
+
+
+def test_an_agent_works_only_this_callers_cases_from_a_contact(desk: Desk) -> None:
+    """The caller's open case (as the pop shows it) and the contact's own filings: yes. A neighbour's case,
+    by guessing its reference: 403, nothing written. A supervisor may work any case."""
+    other = desk.connected("alice", caller_id="9055550999")
+    theirs = desk.ok("alice", "POST", f"/contacts/{other}/case", json={
+        "service_code": "pothole", "description": "Neighbour's pothole", "location": "3 Oak St",
+        "first_name": "Nina", "last_name": "Neighbour"})["reference"]
+    desk.finish("alice", other)
+
+    cid = desk.connected("alice")  # the usual caller, +19055550123
+    mine = desk.ok("alice", "POST", f"/contacts/{cid}/case", json={
+        "service_code": "pothole", "description": "My pothole", "location": "12 Main St",
+        "first_name": "Ada", "last_name": "Byron"})["reference"]
+    desk.finish("alice", cid)
+    cid2 = desk.connected("alice")  # the same caller again: their open case is on the pop, so it may be worked
+    assert mine in [k["reference"] for k in desk.ok("alice", "GET", f"/contacts/{cid2}/pop")["cases"]]
+    desk.ok("alice", "POST", f"/contacts/{cid2}/cases/{mine}", json={"note": "Caller says it got deeper"})
+
+    body = problem(desk.call("alice", "POST", f"/contacts/{cid2}/cases/{theirs}",
+                             json={"note": "sneaky", "status": "in_progress"}), 403, "not-this-callers-case")
+    assert theirs in body["detail"]
+    detail = desk.ok("sam", "GET", f"/cases/{theirs}")
+    assert detail["notes"] == [] and detail["status"] == "acknowledged"
+    # from the contact it was filed from, after it ended, its agent may still add to it
+    desk.ok("alice", "POST", f"/contacts/{other}/cases/{theirs}", json={"note": "called Nina back"})
+    desk.ok("sam", "POST", f"/contacts/{cid2}/cases/{theirs}", json={"note": "supervisor: merged"})
+    assert [n["author"] for n in desk.ok("sam", "GET", f"/cases/{theirs}")["notes"]] == ["alice", "sam"]
+    desk.finish("alice", cid2)
 
 
 # --- an external CRM (webhook) ------------------------------------------------------------------------------
@@ -207,7 +241,9 @@ def test_webhook_crm_gets_the_case_and_its_reference_comes_back(desk: Desk, crm:
     body = problem(desk.call("alice", "POST", f"/contacts/{cid}/case", json={
         "service_code": "noise", "description": "Party", "person_id": "contact-7"}), 422, "crm-rejected")
     assert "no case type for service noise" in body["detail"]
-    body = problem(desk.call("alice", "POST", f"/contacts/{cid}/cases/inc-404", json={"note": "x"}),
+    problem(desk.call("alice", "POST", f"/contacts/{cid}/cases/inc-404", json={"note": "x"}),
+            403, "not-this-callers-case")  # not among the caller's cases in the CRM
+    body = problem(desk.call("sam", "POST", f"/contacts/{cid}/cases/inc-404", json={"note": "x"}),
                    422, "crm-rejected")
     assert "no case inc-404" in body["detail"]
     assert len(crm.created) == 1 and len(crm.updates) == 1

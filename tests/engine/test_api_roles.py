@@ -189,8 +189,10 @@ def on_case(suffix: str, **kw: Any) -> Prepare:
 
 
 def case_from_contact(w: World, role: str) -> tuple[str, dict[str, Any]]:
-    ref = w.ok("POST", "/api/v1/cases", json=CASE)["reference"]
-    return f"/api/v1/contacts/{w.offered(target(role))}/cases/{ref}", {"json": {"note": "called back"}}
+    cid = w.offered(target(role))
+    filed = {**CASE, "channel": "chat", "contact_id": cid}  # filed from the contact: its agent may work it
+    ref = w.ok("POST", "/api/v1/cases", json=filed)["reference"]
+    return f"/api/v1/contacts/{cid}/cases/{ref}", {"json": {"note": "called back"}}
 
 
 def case_photo(w: World, role: str) -> tuple[str, dict[str, Any]]:
