@@ -296,7 +296,8 @@ async def load(args: argparse.Namespace, database_url: str | None, workdir: Path
     rng = random.Random(args.seed)
     run = Run()
     kind = "postgresql" if database_url and database_url.startswith("postgres") else "sqlite"
-    settings = {"SWITCHBOARD_DATABASE_URL": database_url or "", "SWITCHBOARD_REDIS_URL": args.redis_url or ""}
+    settings = {"SWITCHBOARD_DATABASE_URL": database_url or "", "SWITCHBOARD_REDIS_URL": args.redis_url or "",
+                "SWITCHBOARD_SIP_ENABLED": "false"}  # HTTP and WebSocket load: no SIP port taken
     server = Server(workdir, site_config(args.agents, args.offer_timeout),
                     Path(args.server_log or REPO / "test-artifacts" / "bench" / f"load_engine-server-{kind}.log"),
                     {k: v for k, v in settings.items() if v})
