@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
@@ -197,7 +198,7 @@ async def call(lane: Lane, run: Run, kind: str, method: str, url: str, token: st
     return r
 
 
-class AgentSocket:
+class AgentSocket(ABC):
     """One agent's desktop socket, read by a task of its own (`listen`): the hello sets `connected`, every
     other message goes to `on_message` with the times it arrived (monotonic and wall clock, taken before it
     is parsed); work a message starts runs in tasks of its own (`spawn`), so the socket is always read."""
@@ -224,11 +225,13 @@ class AgentSocket:
         finally:
             self.connected.set()
 
+    @abstractmethod
     def on_message(self, msg: dict[str, Any], arrived: float, arrived_wall: float) -> None:
-        raise NotImplementedError
+        """A message other than the hello (each bench's agent reacts in its own way)."""
 
+    @abstractmethod
     def lost(self, detail: str) -> None:
-        raise NotImplementedError
+        """The socket failed: record it as an error of the run."""
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
