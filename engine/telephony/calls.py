@@ -336,10 +336,8 @@ class CallController(InCallFeatures, LegWork):
     async def _ring(self, call: VoiceCall, offer: ContactOffered) -> None:
         if call.state is not CallState.QUEUED or not call.caller_up:
             return
-        station = self.stations().get(offer.agent)
+        station = await self._station_or_decline(call.contact, offer.agent, "offer")
         if station is None:
-            log.warning("agent has no station: offer declined", extra={"agent": offer.agent})
-            await self._acd(lambda r, now: r.reject(call.contact, offer.agent, now, reason="rejected"))
             return
         timeout = max(1.0, offer.deadline - self.core.clock()) + RING_GRACE_S
         leg = new_leg_id("ring")

@@ -43,6 +43,7 @@ class LegWork:
 
     core: Core
     telephony: Any  # protocol.Telephony
+    stations: Callable[[], dict[str, str]]  # agent -> SIP URI of their desk phone, as configured now
     _tasks: set[asyncio.Task[Any]]
     handler_name = "call handler"  # in the log line of a failed task
 
@@ -51,6 +52,14 @@ class LegWork:
 
     async def _acd(self, command: Callable[[Any, float], Any]) -> None:
         await acd_step(self.core, command)
+
+    async def _station_or_decline(self, contact: str, agent: str, what: str) -> str | None:
+        """The agent's desk phone; an agent without one declines the offer (it goes to the next agent)."""
+        station = self.stations().get(agent)
+        if station is None:
+            log.warning(f"agent has no station: {what} declined", extra={"agent": agent})
+            await self._acd(lambda r, now: r.reject(contact, agent, now, reason="rejected"))
+        return station
 
     async def _hangup(self, leg: str, cause: HangupCause) -> None:
         await quietly(self.telephony.hangup(leg, cause))

@@ -181,10 +181,8 @@ class OutboundDialer(LegWork):
             await self._acd(lambda r, now: r.accept(offer.contact, offer.agent, now))
             await self._acd(lambda r, now: r.end(offer.contact, now))
             return
-        station = self.stations().get(offer.agent)
+        station = await self._station_or_decline(offer.contact, offer.agent, "callback offer")
         if station is None:
-            log.warning("agent has no station: callback offer declined", extra={"agent": offer.agent})
-            await self._acd(lambda r, now: r.reject(offer.contact, offer.agent, now, reason="rejected"))
             return
         if offer.contact in self.by_contact:
             return  # already being handled (an offer seen twice)
