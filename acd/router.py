@@ -207,9 +207,8 @@ class Router:
 
     def rebalance(self, now: float) -> list[Event]:
         """Match whatever is pending (after `reconfigured`)."""
-        with self._command(now):
-            pass
-        return self._take()
+        self._begin(now)
+        return self._done()
 
     # ------------------------------------------------------------------------------------------
     # agent commands
@@ -217,11 +216,11 @@ class Router:
         a = self._agent(agent)
         if a.presence is not Presence.LOGGED_OUT:
             raise errors.InvalidTransition(f"agent {agent!r} is already logged in")
-        with self._command(now) as t:
-            self._emit(AgentLoggedIn(t, agent))
-            if ready:
-                self._emit(AgentReady(t, agent))
-        return self._take()
+        t = self._begin(now)
+        self._emit(AgentLoggedIn(t, agent))
+        if ready:
+            self._emit(AgentReady(t, agent))
+        return self._done()
 
     def logout(self, agent: str, now: float) -> list[Event]:
         a = self._agent(agent)
@@ -229,18 +228,18 @@ class Router:
             raise errors.InvalidTransition(f"agent {agent!r} is not logged in")
         if a.work or a.offers:
             raise errors.AgentHasWork(f"agent {agent!r} still has {len(a.work) + len(a.offers)} contact(s)")
-        with self._command(now) as t:
-            self._emit(AgentLoggedOut(t, agent))
-        return self._take()
+        t = self._begin(now)
+        self._emit(AgentLoggedOut(t, agent))
+        return self._done()
 
     def set_ready(self, agent: str, now: float) -> list[Event]:
         a = self._agent(agent)
         if a.presence is Presence.LOGGED_OUT:
             raise errors.InvalidTransition(f"agent {agent!r} is not logged in")
-        with self._command(now) as t:
-            if a.presence is not Presence.READY:
-                self._emit(AgentReady(t, agent))
-        return self._take()
+        t = self._begin(now)
+        if a.presence is not Presence.READY:
+            self._emit(AgentReady(t, agent))
+        return self._done()
 
     def set_not_ready(self, agent: str, now: float, reason: str) -> list[Event]:
         a = self._agent(agent)
@@ -249,10 +248,10 @@ class Router:
         if reason not in self.center.not_ready_reasons:
             raise errors.InvalidReason(
                 f"unknown not-ready reason {reason!r} (one of: {', '.join(self.center.not_ready_reasons)})")
-        with self._command(now) as t:
-            if a.presence is not Presence.NOT_READY or a.reason != reason:
-                self._emit(AgentNotReady(t, agent, reason))
-        return self._take()
+        t = self._begin(now)
+        if a.presence is not Presence.NOT_READY or a.reason != reason:
+            self._emit(AgentNotReady(t, agent, reason))
+        return self._done()
 
     # ------------------------------------------------------------------------------------------
     # contact commands
@@ -263,7 +262,6 @@ class Router:
         self._check_requirements(spec.requirements)
         if spec.preferred_agent is not None:
             self._agent(spec.preferred_agent)
-        # the hot commands open and close by hand (`_begin`/`_done`), as `with self._command(...)` does
         t = self._begin(now)
         enqueued_at = min(spec.enqueued_at, t) if spec.enqueued_at is not None else t
         if spec.schedule_at is not None and spec.schedule_at > t:
@@ -288,21 +286,21 @@ class Router:
     def reject(self, contact: str, agent: str, now: float, *, reason: str = "rejected") -> list[Event]:
         """The agent declined, or the station answered busy (`reason="busy"`)."""
         c = self._offered_to(contact, agent, now)
-        with self._command(now) as t:
-            self._miss(c, t, reason)
-        return self._take()
+        t = self._begin(now)
+        self._miss(c, t, reason)
+        return self._done()
 
     def hold(self, contact: str, now: float) -> list[Event]:
         self._expect(self._contact(contact), ContactState.CONNECTED, "hold")
-        with self._command(now) as t:
-            self._emit(ContactHeld(t, contact))
-        return self._take()
+        t = self._begin(now)
+        self._emit(ContactHeld(t, contact))
+        return self._done()
 
     def resume(self, contact: str, now: float) -> list[Event]:
         self._expect(self._contact(contact), ContactState.HELD, "resume")
-        with self._command(now) as t:
-            self._emit(ContactResumed(t, contact))
-        return self._take()
+        t = self._begin(now)
+        self._emit(ContactResumed(t, contact))
+        return self._done()
 
     def transfer(self, contact: str, now: float, *, to_queue: str | None = None, to_agent: str | None = None,
                  note: str = "") -> list[Event]:
@@ -313,10 +311,10 @@ class Router:
         self._check_routable(queue, c.channel, c.own_requirements)
         if to_agent is not None:
             self._agent(to_agent)
-        with self._command(now) as t:
-            until = t + queue.preferred_agent_timeout_s if to_agent else None
-            self._emit(ContactTransferred(t, c.id, c.agent, queue.id, to_agent, note, until))
-        return self._take()
+        t = self._begin(now)
+        until = t + queue.preferred_agent_timeout_s if to_agent else None
+        self._emit(ContactTransferred(t, c.id, c.agent, queue.id, to_agent, note, until))
+        return self._done()
 
     def requeue(self, contact: str, now: float, *, note: str = "requeued") -> list[Event]:
         """Put a contact the agent holds back in its queue, at its old place."""
@@ -336,9 +334,9 @@ class Router:
         c = self._contact(contact)
         self._expect(c, ContactState.WRAP_UP, "wrap up")
         self._check_code(c, code)
-        with self._command(now) as t:
-            self._emit(WrapUpCompleted(t, c.id, c.agent or "", code))
-        return self._take()
+        t = self._begin(now)
+        self._emit(WrapUpCompleted(t, c.id, c.agent or "", code))
+        return self._done()
 
     def complete(self, contact: str, now: float, code: str | None = None) -> list[Event]:
         """End the conversation and finish wrap-up at once, with the code."""
@@ -356,11 +354,11 @@ class Router:
         """The caller hung up (or the chat closed) before an agent answered."""
         c = self._contact(contact)
         self._expect(c, (ContactState.QUEUED, ContactState.OFFERED, ContactState.SCHEDULED), "abandon")
-        with self._command(now) as t:
-            waited = max(0.0, t - c.enqueued_at)
-            short = waited < self.center.queues[c.queue].short_abandon_s
-            self._emit(ContactAbandoned(t, c.id, waited, short))
-        return self._take()
+        t = self._begin(now)
+        waited = max(0.0, t - c.enqueued_at)
+        short = waited < self.center.queues[c.queue].short_abandon_s
+        self._emit(ContactAbandoned(t, c.id, waited, short))
+        return self._done()
 
     def request_callback(self, contact: str, now: float) -> list[Event]:
         """A waiting caller hangs up and keeps their place: an agent will call them back."""
@@ -369,9 +367,9 @@ class Router:
         if c.channel is not Channel.VOICE:
             raise errors.InvalidTransition(f"contact {contact!r} is a {c.channel} contact, not a voice call")
         self._check_routable(self.center.queues[c.queue], Channel.CALLBACK, c.own_requirements)
-        with self._command(now) as t:
-            self._emit(CallbackRequested(t, c.id))
-        return self._take()
+        t = self._begin(now)
+        self._emit(CallbackRequested(t, c.id))
+        return self._done()
 
     # ------------------------------------------------------------------------------------------
     # a third party on a contact: consult (warm transfer), conference, hand-over to an outside number
@@ -398,9 +396,9 @@ class Router:
             if c.channel not in b.free:
                 raise errors.InvalidTransition(
                     f"agent {to_agent!r} is not available for a {c.channel} contact (not ready or busy)")
-        with self._command(now) as t:
-            self._emit(ConsultStarted(t, c.id, c.agent or "", to_agent, to_number, purpose, note))
-        return self._take()
+        t = self._begin(now)
+        self._emit(ConsultStarted(t, c.id, c.agent or "", to_agent, to_number, purpose, note))
+        return self._done()
 
     def consult_complete(self, contact: str, now: float) -> list[Event]:
         """The third party takes over: a consulted agent gets the contact, connected, history and note kept;
@@ -408,20 +406,20 @@ class Router:
         c = self._contact(contact)
         started = self._consult_started(c)
         self._expect(c, (ContactState.CONNECTED, ContactState.HELD), "complete the consult of")
-        with self._command(now) as t:
-            self._emit(ConsultEnded(t, c.id, started["to_agent"], "completed"))
-            if started["to_agent"] is None:
-                self._end(c, t)
-        return self._take()
+        t = self._begin(now)
+        self._emit(ConsultEnded(t, c.id, started["to_agent"], "completed"))
+        if started["to_agent"] is None:
+            self._end(c, t)
+        return self._done()
 
     def consult_cancel(self, contact: str, now: float) -> list[Event]:
         """The third party is let go (declined, hung up, or the contact moved on): an agent target is
         released. Allowed in any state, so a reservation never outlives its contact."""
         c = self._contact(contact)
         started = self._consult_started(c)
-        with self._command(now) as t:
-            self._emit(ConsultEnded(t, c.id, started["to_agent"], "cancelled"))
-        return self._take()
+        t = self._begin(now)
+        self._emit(ConsultEnded(t, c.id, started["to_agent"], "cancelled"))
+        return self._done()
 
     def consult_of(self, contact: str) -> dict[str, Any] | None:
         """The history entry of the consult going on for a contact, or None."""
@@ -1178,28 +1176,10 @@ class Router:
 
     # ------------------------------------------------------------------------------------------
     # command plumbing
-    class _Cmd:
-        __slots__ = ("router", "t")
-
-        def __init__(self, router: "Router", t: float):
-            self.router, self.t = router, t
-
-        def __enter__(self) -> float:
-            return self.t
-
-        def __exit__(self, exc_type: Any, *_: Any) -> None:
-            if exc_type is None:
-                self.router._dispatch(self.router.now)
-
-    def _command(self, now: float, *, advance: bool = True) -> "Router._Cmd":
-        # time never runs backwards inside the core: a late clock reading counts as "now"
-        if advance:
-            return Router._Cmd(self, self._begin(now))
-        self._out = []
-        return Router._Cmd(self, now if now > self.now else self.now)
-
     def _begin(self, now: float) -> float:
-        """Open a command at `now` (what `_command` does, without the context manager's calls)."""
+        """Open a command at `now`; `_done` closes it. Commands check their input first, so a refused
+        command changes nothing; time never runs backwards inside the core (a late clock reading counts
+        as "now")."""
         t = now if now > self.now else self.now
         self.now = t
         retries = self._retries
@@ -1222,10 +1202,6 @@ class Router:
         if event.t > self.now:  # apply(), inlined: this runs for every event
             self.now = event.t
         self._apply_table[type(event)](event)
-
-    def _take(self) -> list[Event]:
-        out, self._out = self._out or [], None
-        return out
 
     def _agent(self, agent: str) -> AgentRuntime:
         try:
