@@ -16,6 +16,8 @@ People are `contact` rows, cases are `incident` rows:
 - update: a note is an `annotation` bound to the case (`objectid_incident@odata.bind`); status "closed"
   (or "resolved") runs the CloseIncident action (a resolved case is read-only in Dynamics); "in_progress",
   "on_hold", "waiting_for_details" and "researching" set the active status reason; anything else is refused.
+  A note with a status goes as one `$batch` change set, so Dataverse keeps both or neither (a note must not
+  stay on a case whose status change was refused).
 
 Errors: timeouts, connection failures, 5xx and replies that are not the JSON expected -> `CrmUnavailable`;
 4xx -> `CrmRejected` carrying Dataverse's OData error message.
@@ -24,10 +26,13 @@ Errors: timeouts, connection failures, 5xx and replies that are not the JSON exp
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any
 
 import httpx
@@ -49,6 +54,9 @@ ACTIVE_STATUS = {"open": 1, "in_progress": 1, "on_hold": 2, "waiting_for_details
 CLOSING = {"closed", "resolved"}
 ORIGIN = {"voice": 1, "callback": 1, "email": 2, "chat": 3, "web": 3, "sms": 3, "work_item": 3}
 TITLE_MAX, DESCRIPTION_MAX = 200, 2000  # incident.title, incident.description MaxLength
+
+# a write for a change set: method, path under the Web API, JSON body, extra headers
+Write = tuple[str, str, dict[str, Any], dict[str, str]]
 
 
 def phone_forms(raw: str) -> list[str]:
@@ -164,23 +172,48 @@ class DynamicsConnector:
 
     # ---- one Web API call ----------------------------------------------------------------------------------
 
-    async def _call(self, method: str, path: str, *, params: dict[str, str] | None = None,
-                    json: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Any:
-        """The reply's JSON (None for 204). Signs in, and signs in again once if the token was refused."""
+    async def _send(self, method: str, path: str, *, params: dict[str, str] | None = None,
+                    json: dict[str, Any] | None = None, content: bytes | None = None,
+                    headers: dict[str, str] | None = None) -> httpx.Response:
+        """Signs in, and signs in again once if the token was refused."""
         refused: str | None = None
         for attempt in (0, 1):
             token = await self._bearer(refused=refused)
             all_headers = {**ODATA_HEADERS, "Authorization": f"Bearer {token}", **(headers or {})}
             try:
                 reply = await self.http.request(method, f"{self.api}/{path}", params=params, json=json,
-                                                headers=all_headers)
+                                                content=content, headers=all_headers)
             except httpx.HTTPError as exc:
                 raise CrmUnavailable(f"Dynamics unreachable: {type(exc).__name__}: {exc}") from exc
             if reply.status_code == 401 and attempt == 0:
                 refused = token
                 continue
-            return self._reply(reply)
+            return reply
         raise AssertionError("unreachable")
+
+    async def _call(self, method: str, path: str, *, params: dict[str, str] | None = None,
+                    json: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Any:
+        """The reply's JSON (None for 204)."""
+        return self._reply(await self._send(method, path, params=params, json=json, headers=headers))
+
+    async def _changeset(self, writes: list[Write]) -> None:
+        """Several writes as one `$batch` change set: Dataverse applies all of them or none."""
+        if len(writes) == 1:  # one write is a transaction already
+            method, path, body, headers = writes[0]
+            await self._call(method, path, json=body, headers=headers)
+            return
+        boundary, content = changeset_body(self.api, writes)
+        reply = await self._send("POST", "$batch", content=content,
+                                 headers={"Content-Type": f'multipart/mixed; boundary="{boundary}"'})
+        statuses = batch_statuses(reply)
+        failed = next(((status, body) for status, body in statuses if status >= 400), None)
+        if failed is not None:
+            self._reply(httpx.Response(failed[0], content=failed[1],
+                                       headers={"content-type": "application/json"}))
+        if reply.status_code >= 400:
+            self._reply(reply)
+        if len(statuses) != len(writes):
+            raise CrmUnavailable(f"Dynamics answered {len(statuses)} results to a change set of {len(writes)}")
 
     @staticmethod
     def _reply(reply: httpx.Response) -> Any:
@@ -247,19 +280,21 @@ class DynamicsConnector:
         if status is not None and status not in CLOSING and status not in ACTIVE_STATUS:
             raise CrmRejected(f"status {update.status!r}: Dynamics cases here take "
                               f"{', '.join(sorted(CLOSING | set(ACTIVE_STATUS)))}")
+        writes: list[Write] = []
         if update.note:
             note: dict[str, Any] = {"notetext": update.note, "objectid_incident@odata.bind": f"/incidents({iid})",
                                     "subject": f"Note from {update.filed_by}" if update.filed_by else "Note"}
-            await self._call("POST", "annotations", json=note)
+            writes.append(("POST", "annotations", note, {}))
         if status in CLOSING:
-            await self._call("POST", "CloseIncident", json={
+            writes.append(("POST", "CloseIncident", {
                 "IncidentResolution": {"subject": f"Closed by {update.filed_by or 'Switchboard'}",
                                        "incidentid@odata.bind": f"/incidents({iid})"},
-                "Status": 5})  # Problem Solved
+                "Status": 5}, {}))  # Problem Solved
         elif status is not None:
             # If-Match: * makes PATCH an update only (without it Dataverse would create a missing record)
-            await self._call("PATCH", f"incidents({iid})", json={"statuscode": ACTIVE_STATUS[status]},
-                             headers={"If-Match": "*"})
+            writes.append(("PATCH", f"incidents({iid})", {"statuscode": ACTIVE_STATUS[status]}, {"If-Match": "*"}))
+        if writes:
+            await self._changeset(writes)  # the note and the status together, or neither
         body = await self._call("GET", f"incidents({iid})", params={"$select": ",".join(INCIDENT_FIELDS)})
         return self._case(_one(body, _Incident))
 
@@ -344,3 +379,39 @@ def _description(case: CaseInput) -> str:
         lines.append(f"Switchboard contact: {case.contact_id}")
     return "\n".join(lines)
 
+
+
+def changeset_body(api: str, writes: list[Write]) -> tuple[str, bytes]:
+    """A `$batch` body holding one change set of `writes` (OData 4.0 part 1, 11.7; Dataverse's batch
+    article): returns the batch boundary and the body."""
+    batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
+    lines = [f"--{batch}", f'Content-Type: multipart/mixed; boundary="{changeset}"', ""]
+    for content_id, (method, path, body, headers) in enumerate(writes, start=1):
+        lines += [f"--{changeset}", "Content-Type: application/http", "Content-Transfer-Encoding: binary",
+                  f"Content-ID: {content_id}", "",
+                  f"{method} {api}/{path} HTTP/1.1", "Content-Type: application/json; type=entry",
+                  *(f"{k}: {v}" for k, v in headers.items()), "", json.dumps(body)]
+    lines += [f"--{changeset}--", "", f"--{batch}--", ""]
+    return batch, "\r\n".join(lines).encode()
+
+
+def batch_statuses(reply: httpx.Response) -> list[tuple[int, bytes]]:
+    """(status, body) of each request a `$batch` reply answers, in order, change sets opened up."""
+    content_type = reply.headers.get("content-type", "")
+    if not content_type.startswith("multipart/mixed"):
+        if reply.status_code >= 400:  # refused as a whole, with a plain OData error
+            return [(reply.status_code, reply.content)]
+        raise CrmUnavailable(f"Dynamics answered a batch with {content_type!r}, not multipart/mixed")
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n"
+                                                  + reply.content)
+    out: list[tuple[int, bytes]] = []
+    for part in message.walk():
+        if part.get_content_type() != "application/http":
+            continue
+        raw = part.get_payload(decode=True)
+        head, _, body = (raw if isinstance(raw, bytes) else b"").replace(b"\r\n", b"\n").partition(b"\n\n")
+        status_line = head.split(b"\n", 1)[0].split()
+        if len(status_line) < 2 or not status_line[1].isdigit():
+            raise CrmUnavailable("Dynamics answered a batch part without an HTTP status line")
+        out.append((int(status_line[1]), body.strip()))
+    return out

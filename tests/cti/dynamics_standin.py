@@ -11,7 +11,12 @@ and the Web API, and it REFUSES what Dataverse would refuse, with Dataverse's st
 - a write setting a read-only attribute, a lookup written directly instead of through `x@odata.bind`, a
   bind to a record that does not exist, a status reason that does not belong to the state, a PATCH to a
   resolved case, a CloseIncident on a case that is not active;
-- a request without the OData-MaxVersion/OData-Version/Accept headers the Web API documents.
+- a request without the OData-MaxVersion/OData-Version/Accept headers the Web API documents;
+- a `$batch` that is not multipart/mixed with boundaries, a part that is not `application/http` with
+  `Content-Transfer-Encoding: binary`, a change set request without a unique Content-ID, a GET inside a
+  change set, a batch inside a batch.
+Each request is a transaction (a refused write leaves nothing behind), and so is each change set of a `$batch`:
+one refused request in it undoes the others, and the batch answers with that request's status and error.
 Every refusal is also appended to `violations`; tests assert it is empty at the end of a good path.
 
 Knobs: `delay_s` (answer slowly), `fail_status` (answer every data request with that 5xx), `garbage`
@@ -21,6 +26,7 @@ Knobs: `delay_s` (answer slowly), `fail_status` (answer every data request with 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import re
 import secrets
@@ -29,7 +35,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import HTTP
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import uvicorn
 from dynamics_schema import (
@@ -245,6 +256,40 @@ def _comparison(name: str, op: str, value: Any) -> Predicate:
 
 # ---- the server --------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Op:
+    """One Web API request, whether it came over HTTP or as a part of a $batch."""
+
+    method: str
+    segment: str  # the path after /api/data/v9.2/
+    query: list[tuple[str, str]]
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+    @classmethod
+    def parse_http(cls, text: bytes, org_url: str) -> Op:
+        """A request written out as HTTP/1.1 text (a $batch part): request line, headers, blank line, body."""
+        head, _, body = text.replace(b"\r\n", b"\n").partition(b"\n\n")
+        lines = head.decode("utf-8").strip("\n").split("\n")
+        m = re.fullmatch(r"([A-Z]+) (\S+) HTTP/1\.1", lines[0].strip())
+        if m is None:
+            raise ODataError(400, "0x80060888", f"The batch part's request line {lines[0]!r} is not 'METHOD URL "
+                             "HTTP/1.1'.")
+        url = urlsplit(m.group(2))
+        path = url.path if not url.scheme else (url.path if f"{url.scheme}://{url.netloc}" == org_url else "")
+        if not path.startswith(API + "/"):
+            raise ODataError(400, "0x80060888", f"The batch part's URL {m.group(2)!r} is not under this "
+                             f"organization's {API}.")
+        headers = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise ODataError(400, "0x80060888", f"The batch part's header line {line!r} is malformed.")
+            headers[name.strip().lower()] = value.strip()
+        return cls(m.group(1), unquote(path[len(API) + 1:]), parse_qsl(url.query, keep_blank_values=True),
+                   headers, body.rstrip(b"\n"))
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -381,68 +426,169 @@ class DynamicsStandIn:
         if self.garbage:
             return PlainTextResponse("<html><body>Service temporarily unavailable</body></html>",
                                      media_type="text/html")
+        op = Op(request.method, request.path_params["segment"], request.query_params.multi_items(),
+                {k.lower(): v for k, v in request.headers.items()}, await request.body())
         try:
-            self._check_headers(request)
-            return await self._dispatch(request)
+            self._check_headers(op)
+            if op.segment == "$batch":
+                return self._batch(op)
+            return self._atomic(op)
         except ODataError as e:
-            self.violations.append(f"{request.method} {request.url.path}: {e.status} {e.message}")
+            self.violations.append(f"{op.method} {request.url.path}: {e.status} {e.message}")
             return JSONResponse({"error": {"code": e.code, "message": e.message}}, status_code=e.status)
 
-    def _check_headers(self, request: Request) -> None:
-        for name, want in (("odata-maxversion", "4.0"), ("odata-version", "4.0")):
-            if request.headers.get(name) != want:
-                raise ODataError(400, "0x80060888", f"The {name} header must be {want}.")
-        if "application/json" not in request.headers.get("accept", ""):
-            raise ODataError(400, "0x80060888", "The Accept header must include application/json.")
-        if request.method in ("POST", "PATCH") and not request.headers.get("content-type", "").startswith(
-                "application/json"):
-            raise ODataError(415, "0x80060888", "The content type must be application/json.")
+    def _check_headers(self, op: Op, *, in_batch: bool = False) -> None:
+        if not in_batch:  # the OData headers of a $batch part are the batch's own
+            for name, want in (("odata-maxversion", "4.0"), ("odata-version", "4.0")):
+                if op.headers.get(name) != want:
+                    raise ODataError(400, "0x80060888", f"The {name} header must be {want}.")
+            if "application/json" not in op.headers.get("accept", ""):
+                raise ODataError(400, "0x80060888", "The Accept header must include application/json.")
+        wanted = "multipart/mixed" if op.segment == "$batch" else "application/json"
+        if op.method in ("POST", "PATCH") and not op.headers.get("content-type", "").startswith(wanted):
+            raise ODataError(415, "0x80060888", f"The content type must be {wanted}.")
 
-    async def _dispatch(self, request: Request) -> Response:
-        segment = request.path_params["segment"]
+    def _atomic(self, op: Op) -> Response:
+        """One request: Dataverse runs each in a transaction, so a refused write leaves nothing behind."""
+        if op.method == "GET":
+            return self._dispatch(op)
+        saved = self._save()
+        try:
+            return self._dispatch(op)
+        except ODataError:
+            self._restore(saved)
+            raise
+
+    def _save(self) -> tuple[dict[str, dict[str, dict[str, Any]]], int]:
+        return copy.deepcopy(self.records), self._tickets
+
+    def _restore(self, saved: tuple[dict[str, dict[str, dict[str, Any]]], int]) -> None:
+        self.records, self._tickets = saved
+
+    def _dispatch(self, op: Op) -> Response:
+        segment = op.segment
         if segment == "CloseIncident":
-            if request.method != "POST":
+            if op.method != "POST":
                 raise ODataError(405, "", "The requested resource does not support http method "
-                                 f"'{request.method}'.")
-            return self._close_incident(await self._json(request))
+                                 f"'{op.method}'.")
+            return self._close_incident(self._json(op))
         m = re.fullmatch(r"([A-Za-z_]+)(?:\((" + GUID_RE + r")\))?", segment)
         if m is None or m.group(1) not in ENTITY_SETS:
             raise ODataError(404, "0x8006088a", f"Resource not found for the segment '{segment.split('(')[0]}'.")
         entity = ENTITY_SETS[m.group(1)]
         key = m.group(2).lower() if m.group(2) else None
-        params = self._query_options(request, entity)
-        if request.method == "GET":
+        params = self._query_options(op, entity)
+        if op.method == "GET":
             if key is None:
-                return self._query(request, entity, params)
+                return self._query(op, entity, params)
             rec = self._get(entity, key)
-            return self._json_response(request, entity, rec, params.get("$select"))
-        if request.method == "POST" and key is None:
-            body = await self._json(request)
+            return self._json_response(op, entity, rec, params.get("$select"))
+        if op.method == "POST" and key is None:
+            body = self._json(op)
             rec = self._create(entity, body)
-            if "return=representation" in request.headers.get("prefer", ""):
-                return self._json_response(request, entity, rec, params.get("$select"), status=201)
+            if "return=representation" in op.headers.get("prefer", ""):
+                return self._json_response(op, entity, rec, params.get("$select"), status=201)
             return Response(status_code=204, headers={
                 "OData-EntityId": f"{self.org_url}{API}/{entity.entity_set}({rec[entity.primary_id]})"})
-        if request.method == "PATCH" and key is not None:
-            body = await self._json(request)
+        if op.method == "PATCH" and key is not None:
+            body = self._json(op)
             if key not in self.records[entity.entity_set]:
-                if request.headers.get("if-match") == "*":
+                if op.headers.get("if-match") == "*":
                     raise self._missing(entity, key)
                 self.violations.append(f"PATCH {entity.entity_set}({key}) without If-Match: * upserts a record")
                 self._create(entity, {**body, entity.primary_id: key})
                 return Response(status_code=204)
             self._update(entity, key, body)
             return Response(status_code=204)
-        raise ODataError(405, "", f"The requested resource does not support http method '{request.method}'.")
+        raise ODataError(405, "", f"The requested resource does not support http method '{op.method}'.")
 
-    async def _json(self, request: Request) -> dict[str, Any]:
+    def _json(self, op: Op) -> dict[str, Any]:
         try:
-            body = json.loads(await request.body())
+            body = json.loads(op.body)
         except ValueError:
             raise ODataError(400, "0x80060891", "The request body is not valid JSON.") from None
         if not isinstance(body, dict):
             raise ODataError(400, "0x80060891", "The request body must be a JSON object.")
         return body
+
+    # ---- $batch (OData 4.0 part 1, 11.7; Dataverse "Execute batch operations using the Web API") ----------
+
+    def _batch(self, op: Op) -> Response:
+        """Parts run in order; a change set is one transaction. Without `Prefer: odata.continue-on-error`
+        (not implemented: the connector does not send it) the first failing request stops the batch, and the
+        batch answers with that request's status and error."""
+        if op.method != "POST":
+            raise ODataError(405, "", f"The requested resource does not support http method '{op.method}'.")
+        if "odata.continue-on-error" in op.headers.get("prefer", ""):
+            raise ODataError(400, "0x80060888", "The stand-in does not implement odata.continue-on-error; the "
+                             "connector should not need it.")
+        batch = _multipart(op.headers["content-type"].encode(), op.body, "batch")
+        out: list[tuple[Message | None, list[tuple[str | None, Response]]]] = []
+        for part in batch.iter_parts():
+            if part.get_content_type() == "multipart/mixed":  # a change set
+                saved = self._save()
+                done: list[tuple[str | None, Response]] = []
+                ids: set[str] = set()
+                try:
+                    if not part.get_boundary():
+                        raise ODataError(400, "0x80060888", "A change set needs a boundary.")
+                    for request in part.iter_parts():
+                        content_id = request.get("content-id")
+                        if content_id is None or content_id in ids:
+                            raise ODataError(400, "0x80060888", "Each request in a change set needs a Content-ID "
+                                             "header, unique in the change set.")
+                        ids.add(content_id)
+                        inner = self._part_op(request)
+                        if inner.method == "GET":
+                            raise ODataError(400, "0x80060888", "GET requests are not allowed in a change set.")
+                        done.append((content_id, self._dispatch(inner)))
+                except ODataError as e:
+                    self._restore(saved)  # the change set is all or nothing
+                    return self._batch_failed(op, e)
+                out.append((part, done))
+            else:
+                try:
+                    response = self._dispatch(self._part_op(part))
+                except ODataError as e:
+                    return self._batch_failed(op, e)
+                out.append((None, [(None, response)]))
+        return self._batch_response(out)
+
+    def _part_op(self, part: Message) -> Op:
+        if part.get_content_type() != "application/http" or part.get("content-transfer-encoding") != "binary":
+            raise ODataError(400, "0x80060888", "Each batch part must be Content-Type: application/http with "
+                             "Content-Transfer-Encoding: binary.")
+        raw = part.get_payload(decode=True)
+        assert isinstance(raw, bytes)
+        inner = Op.parse_http(raw, self.org_url)
+        if inner.segment == "$batch":
+            raise ODataError(400, "0x80060888", "A batch request cannot contain another batch request.")
+        self._check_headers(inner, in_batch=True)
+        return inner
+
+    def _batch_failed(self, op: Op, e: ODataError) -> Response:
+        self.violations.append(f"{op.method} $batch: {e.status} {e.message}")
+        error = JSONResponse({"error": {"code": e.code, "message": e.message}}, status_code=e.status)
+        return self._batch_response([(None, [(None, error)])], status=e.status)
+
+    def _batch_response(self, items: list[tuple[Message | None, list[tuple[str | None, Response]]]],
+                        status: int = 200) -> Response:
+        boundary = f"batchresponse_{uuid.uuid4()}"
+        chunks: list[bytes] = []
+        for changeset, responses in items:
+            chunks.append(f"--{boundary}\r\n".encode())
+            if changeset is None:
+                _, response = responses[0]
+                chunks.append(_http_part(None, response))
+                continue
+            inner = f"changesetresponse_{uuid.uuid4()}"
+            chunks.append(f"Content-Type: multipart/mixed; boundary={inner}\r\n\r\n".encode())
+            for content_id, response in responses:
+                chunks.append(f"--{inner}\r\n".encode() + _http_part(content_id, response))
+            chunks.append(f"--{inner}--\r\n".encode())
+        chunks.append(f"--{boundary}--\r\n".encode())
+        return Response(b"".join(chunks), status_code=status, headers={"OData-Version": "4.0"},
+                        media_type=f"multipart/mixed; boundary={boundary}")
 
     def _missing(self, entity: Entity, key: str) -> ODataError:
         return ODataError(404, "0x80040217", f"{entity.logical_name} With Id = {key} Does Not Exist")
@@ -455,10 +601,10 @@ class DynamicsStandIn:
 
     # ---- query options -------------------------------------------------------------------------------------
 
-    def _query_options(self, request: Request, entity: Entity) -> dict[str, Any]:
+    def _query_options(self, op: Op, entity: Entity) -> dict[str, Any]:
         out: dict[str, Any] = {}
         seen: set[str] = set()
-        for name, value in request.query_params.multi_items():
+        for name, value in op.query:
             if name in seen:
                 raise syntax(f"Query option '{name}' was specified more than once, but it must be specified at "
                              "most once.")
@@ -492,7 +638,7 @@ class DynamicsStandIn:
                 out[name] = int(value)
         return out
 
-    def _query(self, request: Request, entity: Entity, params: dict[str, Any]) -> Response:
+    def _query(self, op: Op, entity: Entity, params: dict[str, Any]) -> Response:
         rows = list(self.records[entity.entity_set].values())
         if "$filter" in params:
             rows = [r for r in rows if params["$filter"](r)]
@@ -500,7 +646,7 @@ class DynamicsStandIn:
             rows.sort(key=lambda r, n=name: (r.get(n) is None, r.get(n) or ""), reverse=desc)
         if "$top" in params:
             rows = rows[: params["$top"]]
-        annotate = FORMATTED in request.headers.get("prefer", "")
+        annotate = FORMATTED in op.headers.get("prefer", "")
         value = [self._shape(entity, r, params.get("$select"), annotate) for r in rows]
         return JSONResponse({"@odata.context": f"{self.org_url}{API}/$metadata#{entity.entity_set}", "value": value})
 
@@ -517,9 +663,9 @@ class DynamicsStandIn:
         out.setdefault(entity.primary_id, rec[entity.primary_id])  # Dataverse always returns the key
         return out
 
-    def _json_response(self, request: Request, entity: Entity, rec: dict[str, Any], select: list[str] | None,
+    def _json_response(self, op: Op, entity: Entity, rec: dict[str, Any], select: list[str] | None,
                        status: int = 200) -> Response:
-        annotate = FORMATTED in request.headers.get("prefer", "")
+        annotate = FORMATTED in op.headers.get("prefer", "")
         body = {"@odata.context": f"{self.org_url}{API}/$metadata#{entity.entity_set}/$entity",
                 **self._shape(entity, rec, select, annotate)}
         return JSONResponse(body, status_code=status)
@@ -639,3 +785,22 @@ class DynamicsStandIn:
         incident["statecode"], incident["statuscode"] = 1, (5 if status == -1 else status)
         incident["modifiedon"] = _now()
         return Response(status_code=204)
+
+
+def _multipart(content_type: bytes, body: bytes, kind: str) -> Message:
+    """A multipart/mixed body as a MIME tree (the standard library's parser)."""
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type + b"\r\n\r\n" + body)
+    if message.get_content_type() != "multipart/mixed" or not message.get_boundary() or message.defects:
+        raise ODataError(400, "0x80060888", f"The {kind} body is not multipart/mixed with its boundary "
+                         f"({'; '.join(type(d).__name__ for d in message.defects) or 'no boundary'}).")
+    return message
+
+
+def _http_part(content_id: str | None, response: Response) -> bytes:
+    """A response written out as the application/http part of a batch response."""
+    head = "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
+    if content_id is not None:
+        head += f"Content-ID: {content_id}\r\n"
+    lines = [f"HTTP/1.1 {response.status_code} {HTTPStatus(response.status_code).phrase}", "OData-Version: 4.0"]
+    lines += [f"{k}: {v}" for k, v in response.headers.items() if k.lower() not in ("content-length",)]
+    return (head + "\r\n" + "\r\n".join(lines) + "\r\n\r\n").encode() + response.body + b"\r\n"

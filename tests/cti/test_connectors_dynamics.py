@@ -17,7 +17,7 @@ import pytest
 from dynamics_standin import API, DynamicsStandIn
 
 from cti.connectors.base import CaseInput, CaseUpdate, CrmRejected, CrmUnavailable
-from cti.connectors.dynamics import DynamicsConnector, phone_forms, quote
+from cti.connectors.dynamics import DynamicsConnector, batch_statuses, changeset_body, phone_forms, quote
 from cti.connectors.guard import BreakerState, GuardedConnector
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
@@ -259,6 +259,97 @@ async def test_update_of_a_missing_case_is_refused_not_created(standin: Dynamics
         await crm.update_case(missing, CaseUpdate(status="on_hold"))
     assert standin.records["incidents"] == {}
     assert not any("upsert" in v for v in standin.violations)
+
+
+
+def batches(standin: DynamicsStandIn) -> list[str]:
+    """The Web API writes since the start, `$batch` for a change set."""
+    return [f"{m} {t.split('?')[0].rsplit('/', 1)[-1]}" for m, t in standin.requests if m != "GET"]
+
+
+async def test_a_note_with_a_status_is_one_change_set(standin: DynamicsStandIn, crm: DynamicsConnector) -> None:
+    ann = standin.add_contact(firstname="Ann", lastname="Lee")
+    iid = standin.add_incident(ann, "Pothole on Elm")
+    await crm.update_case(iid, CaseUpdate(status="on_hold", note="Crew booked", filed_by="alice"))
+    await crm.update_case(iid, CaseUpdate(note="Called back"))  # a lone write needs no batch
+    await crm.update_case(iid, CaseUpdate(status="closed", note="Patched", filed_by="alice"))
+    assert batches(standin) == ["POST $batch", "POST annotations", "POST $batch"]
+    assert sorted(n["notetext"] for n in standin.records["annotations"].values()) == [
+        "Called back", "Crew booked", "Patched"]
+    assert standin.records["incidents"][iid]["statecode"] == 1
+    assert standin.violations == []
+
+
+async def test_a_refused_status_change_leaves_no_note_behind(standin: DynamicsStandIn,
+                                                             crm: DynamicsConnector) -> None:
+    ann = standin.add_contact(firstname="Ann", lastname="Lee")
+    resolved = standin.add_incident(ann, "Streetlight out", statecode=1, statuscode=5)
+    for status in ("on_hold", "closed"):  # PATCH and CloseIncident, each refused after the note was written
+        with pytest.raises(CrmRejected, match="already been resolved"):
+            await crm.update_case(resolved, CaseUpdate(status=status, note="Crew sent", filed_by="alice"))
+    assert standin.records["annotations"] == {} and standin.records["incidentresolutions"] == {}
+    assert standin.records["incidents"][resolved]["statuscode"] == 5
+
+    missing = "6f1c0a3e-0000-4000-8000-000000000009"  # the note's own bind fails first: nothing either
+    with pytest.raises(CrmRejected, match="Does Not Exist"):
+        await crm.update_case(missing, CaseUpdate(status="on_hold", note="x"))
+    assert standin.records["annotations"] == {} and missing not in standin.records["incidents"]
+
+
+async def test_a_change_set_in_trouble_is_unavailable_and_signs_in_again_once(standin: DynamicsStandIn,
+                                                                              crm: DynamicsConnector) -> None:
+    ann = standin.add_contact(firstname="Ann", lastname="Lee")
+    iid = standin.add_incident(ann, "Pothole on Elm")
+    standin.fail_status = 503
+    with pytest.raises(CrmUnavailable, match="503"):
+        await crm.update_case(iid, CaseUpdate(status="on_hold", note="Crew booked"))
+    standin.fail_status = None
+    standin.revoke_tokens()
+    tokens = standin.token_requests
+    await crm.update_case(iid, CaseUpdate(status="on_hold", note="Crew booked"))
+    assert standin.token_requests == tokens + 1 and len(standin.records["annotations"]) == 1
+    assert standin.violations == []
+
+
+async def test_standin_batch_keeps_to_the_contract(standin: DynamicsStandIn) -> None:
+    """The stand-in's $batch: a change set is all or nothing, and a malformed batch is refused."""
+    ann = standin.add_contact(firstname="Ann", lastname="Lee")
+    iid = standin.add_incident(ann, "Pothole on Elm")
+    api = standin.org_url + API
+    async with httpx.AsyncClient(base_url=api) as http:
+        form = {"grant_type": "client_credentials", "client_id": standin.client_id,
+                "client_secret": standin.client_secret, "scope": f"{standin.org_url}/.default"}
+        token = (await http.post(standin.token_url, data=form)).json()["access_token"]
+        auth = {**HEADERS, "Authorization": f"Bearer {token}"}
+
+        async def batch(content: bytes, boundary: str) -> httpx.Response:
+            return await http.post("/$batch", content=content, headers={
+                **auth, "Content-Type": f'multipart/mixed; boundary="{boundary}"'})
+
+        note = ("POST", "annotations", {"notetext": "n", "objectid_incident@odata.bind": f"/incidents({iid})"}, {})
+        bad = ("PATCH", f"incidents({iid})", {"statuscode": 99}, {"If-Match": "*"})
+        reply = await batch(*reversed(changeset_body(api, [note, bad])))
+        assert reply.status_code == 400 and [s for s, _ in batch_statuses(reply)] == [400]
+        assert "outside the valid range" in batch_statuses(reply)[0][1].decode()
+        assert standin.records["annotations"] == {}  # the note before the refused PATCH is undone
+
+        good = ("PATCH", f"incidents({iid})", {"statuscode": 2}, {"If-Match": "*"})
+        reply = await batch(*reversed(changeset_body(api, [note, good])))
+        assert reply.status_code == 200 and [s for s, _ in batch_statuses(reply)] == [204, 204]
+        assert len(standin.records["annotations"]) == 1 and standin.records["incidents"][iid]["statuscode"] == 2
+
+        boundary, body = changeset_body(api, [note, good])
+        for broken, words in (
+                (body.replace(b"Content-ID: 2\r\n", b""), "Content-ID"),
+                (body.replace(b"PATCH " + api.encode(), b"GET " + api.encode()), "GET requests are not allowed"),
+                (body.replace(b"application/http", b"application/json"), "application/http"),
+                (body.replace(b"/annotations", b"/$batch"), "cannot contain another batch")):
+            reply = await batch(broken, boundary)
+            assert reply.status_code == 400 and words in batch_statuses(reply)[0][1].decode(), words
+        reply = await http.post("/$batch", content=body, headers={**auth, "Content-Type": "application/json"})
+        assert reply.status_code == 415
+    assert len(standin.records["annotations"]) == 1
+    assert len(standin.violations) == 6  # each refusal above, recorded
 
 
 # ---- sign-in ------------------------------------------------------------------------------------------------
