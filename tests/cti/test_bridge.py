@@ -299,3 +299,11 @@ def test_desk_config_lists_reasons_wrap_up_codes_and_services(live: Live) -> Non
     tax = next(s for s in cfg["services"] if s["code"] == "property-tax")
     assert tax["needs_location"] is False
     assert live.http.get("/api/v1/desk/config").status_code == 401
+
+
+def test_the_server_address_opens_the_desk(live: Live) -> None:
+    for path in ("/", "/desk"):
+        reply = live.http.get(path, follow_redirects=False)
+        assert reply.status_code == 307 and reply.headers["location"] == "/desk/", path
+    page = live.http.get("/", follow_redirects=True)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"] and "<title>" in page.text
