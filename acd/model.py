@@ -221,6 +221,8 @@ class Contact:
     ended_at: float | None = None
     wrap_up_code: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    # the wait forecast it got on joining its queue, scored when it is answered: (queue, place, forecasts)
+    told: tuple[str, int, tuple[float, float, float]] | None = None
     # heap bookkeeping, private to the router
     route_class: Any = None
     heap_token: int = 0

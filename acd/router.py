@@ -530,12 +530,19 @@ class Router:
 
     def expected_wait(self, queue: str, position: int) -> float:
         """Expected seconds until the contact at `position` (1-based) is answered."""
-        qs = self.stats.queues[self._queue(queue).id]
-        if qs.estimator.gap_s is not None:  # the fallback (a scan of the queue's agents) is not needed
-            return qs.estimator.expected_wait(position, qs.estimator.gap_s)
+        return self.stats.queues[self._queue(queue).id].estimator.expected_wait(position, self._fallback_gap(queue))
+
+    def wait_forecasts(self, queue: str, position: int) -> tuple[float, float, float]:
+        """The estimator's three forecasts for `position` (by gap, by place, Asterisk's), before blending."""
+        return self.stats.queues[self._queue(queue).id].estimator.forecasts(position, self._fallback_gap(queue))
+
+    def _fallback_gap(self, queue: str) -> float:
+        """The gap between departures before any was seen: handle time over the agents logged in to serve."""
+        qs = self.stats.queues[queue]
+        if qs.estimator.gap_s is not None:  # not needed: spare the scan of the queue's agents
+            return qs.estimator.gap_s
         serving = sum(1 for n in self._base_agents(queue) if self.agents[n].presence is not Presence.LOGGED_OUT)
-        fallback = (qs.aht_s or DEFAULT_AHT_S) / max(serving, 1)
-        return qs.estimator.expected_wait(position, fallback)
+        return (qs.aht_s or DEFAULT_AHT_S) / max(serving, 1)
 
     def queue_snapshot(self, queue: str, now: float | None = None) -> dict[str, Any]:
         """Live statistics for a wallboard."""
@@ -638,6 +645,10 @@ class Router:
         if e.preferred_agent is not None and e.restrict_until is not None and e.restrict_until > e.t:
             c.restrict_to, c.restrict_until = e.preferred_agent, e.restrict_until
         self._enter_line(c, e.t)
+        # what it would be told at the end of the line, kept to score the wait estimator when it is answered
+        place = self._queued[c.queue]
+        estimator = self.stats.queues[c.queue].estimator
+        c.told = (c.queue, place, estimator.forecasts(place, self._fallback_gap(c.queue)))
 
     def _on_scheduled(self, e: CallbackScheduled) -> None:
         c = self._new_contact(e, ContactState.SCHEDULED)
@@ -668,6 +679,8 @@ class Router:
         c = self.contacts[e.contact]
         a = self.agents[e.agent]
         self._leave_class(c)
+        if e.t <= c.enqueued_at:
+            c.told = None  # offered as it arrived: it never stood in line, nobody was told a wait
         c.state, c.agent, c.offer_deadline = ContactState.OFFERED, e.agent, e.deadline
         c.offers += 1
         a.hold_slot(c.id, c.channel, offer=True)
@@ -713,8 +726,10 @@ class Router:
             counters.answer_wait_s += wait
             if wait <= qs.threshold_s:
                 counters.answered_within += 1
-            qs.estimator.answered(wait)
-        qs.estimator.departed(e.t, self._queued[c.queue], True)
+            told = c.told
+            qs.estimator.answered(wait, told[1:] if told is not None and told[0] == c.queue else None)
+            c.told = None
+        qs.estimator.departed(e.t, self._queued[c.queue])
         # no re-index: the offer's slot simply becomes work, so load and free channels are unchanged
 
     def _on_held(self, e: ContactHeld) -> None:
@@ -808,7 +823,7 @@ class Router:
             counters.abandon_wait_s += e.waited_s
             if e.waited_s > qs.threshold_s:
                 counters.abandoned_after += 1
-        qs.estimator.departed(e.t, self._queued[c.queue], True)
+        qs.estimator.departed(e.t, self._queued[c.queue])
 
     def _on_consult_started(self, e: ConsultStarted) -> None:
         c = self.contacts[e.contact]

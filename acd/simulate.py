@@ -20,7 +20,8 @@ shows), summed over the intervals after the warm-up:
   occupancy       busy / staffed agent time over the arrival window (after `router.settle`)
 The wait-estimator comparison records, for each contact that has to queue, the router's expected
 wait at its position and Asterisk's holdtime at that moment, and compares both with the wait it
-really had once answered (`ewt_*` and `asterisk_*`: mean absolute and mean signed error).
+really had once answered (`ewt_*` and `asterisk_*`: mean absolute and mean signed error). Ours
+blends three forecasts (`acd.stats.WaitEstimator`); `estimator_mae_s` gives each one's error beside the blend's.
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ class QueueResult:
     asterisk_mae_s: float | None
     asterisk_mean_error_s: float | None
     estimator_samples: int
+    # mean absolute error of each forecast the blend (ewt) is made of: by gap, by place, Asterisk's
+    estimator_mae_s: dict[str, float | None]
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -135,6 +138,7 @@ class SimulationResult:
     asterisk_mae_s: float | None
     asterisk_mean_error_s: float | None
     estimator_samples: int
+    estimator_mae_s: dict[str, float | None]
     queues: dict[str, QueueResult]
     measured_from_s: float  # start of the first interval counted (after the warm-up)
     arrivals_end_s: float
@@ -181,7 +185,8 @@ class Simulation:
         self._heap: list[tuple[float, int, int, Any, Any]] = []
         self._seq = 0
         self._count = 0
-        # contact id -> [type index, arrival time, predicted wait (ours), Asterisk holdtime] (None: not queued)
+        # contact id -> [type index, arrival time, predicted wait (ours), Asterisk holdtime, the estimator's
+        # forecasts by gap and by place] (the predictions None: not queued)
         self._info: dict[str, list[Any]] = {}
         self._leaving: set[str] = set()  # shift over, logging out once free
         self._on_shift: set[str] = set()
@@ -192,6 +197,8 @@ class Simulation:
         queues = list(scenario.center.queues)
         self._ewt = {q: _ErrorTally() for q in queues}
         self._ast = {q: _ErrorTally() for q in queues}
+        self._by_gap = {q: _ErrorTally() for q in queues}
+        self._by_place = {q: _ErrorTally() for q in queues}
 
     # ------------------------------------------------------------------------------------------
     def _push(self, t: float, kind: int, a: Any = None, b: Any = None) -> None:
@@ -284,7 +291,7 @@ class Simulation:
         self._count += 1
         cid = f"c{self._count}"
         queue, channel, reqs, priority = self._specs[k]
-        info = [k, t, None, None]
+        info = [k, t, None, None, None, None]
         self._info[cid] = info
         router = self.router
         events = router.enqueue(ContactSpec(cid, queue, channel, reqs, priority), t)
@@ -292,7 +299,7 @@ class Simulation:
             # what the caller would be told now: our estimate at their place, and Asterisk's holdtime
             position = router.position(cid) or 1
             info[2] = router.expected_wait(queue, position)
-            info[3] = router.stats.queues[queue].estimator.asterisk_s
+            info[4], info[5], info[3] = router.wait_forecasts(queue, position)
         if not self._patient[k]:
             self._push(t + self._patience[k](), _ABANDON, cid)
         self._handle_events(events)
@@ -361,6 +368,8 @@ class Simulation:
                     queue = self._specs[info[0]][0]
                     self._ewt[queue].add(info[2] - wait)
                     self._ast[queue].add(info[3] - wait)
+                    self._by_gap[queue].add(info[4] - wait)
+                    self._by_place[queue].add(info[5] - wait)
             elif tp is WrapUpCompleted or tp is OfferMissed:
                 agent = e.agent  # type: ignore[attr-defined]
                 if agent in self._leaving:
@@ -372,6 +381,10 @@ class Simulation:
 
     # ------------------------------------------------------------------------------------------
     # read-out
+    def _tallies(self, qid: str) -> tuple[_ErrorTally, _ErrorTally, _ErrorTally, _ErrorTally]:
+        """The wait estimate's errors in a queue: ours (the blend), Asterisk's, by gap, by place."""
+        return self._ewt[qid], self._ast[qid], self._by_gap[qid], self._by_place[qid]
+
     def _result(self, until: float, want_intervals: bool) -> SimulationResult:
         sc = self.scenario
         stats = self.router.stats
@@ -385,10 +398,10 @@ class Simulation:
                 if idx >= first:
                     counters.add(c)
             total.add(counters)
-            queues[qid] = _queue_result(qid, qs.threshold_s, counters, self._ewt[qid], self._ast[qid])
-        ewt, ast = _ErrorTally(), _ErrorTally()
+            queues[qid] = _queue_result(qid, qs.threshold_s, counters, self._tallies(qid))
+        ewt, ast, by_gap, by_place = _ErrorTally(), _ErrorTally(), _ErrorTally(), _ErrorTally()
         for qid in queues:
-            for mine, theirs in ((ewt, self._ewt[qid]), (ast, self._ast[qid])):
+            for mine, theirs in zip((ewt, ast, by_gap, by_place), self._tallies(qid)):
                 mine.n += theirs.n
                 mine.abs_s += theirs.abs_s
                 mine.signed_s += theirs.signed_s
@@ -416,7 +429,8 @@ class Simulation:
             abandon_rate=_abandon_rate(total), occupancy=busy / staffed if staffed else None,
             aht_s=total.report()["aht_s"], ronas=total.ronas,
             ewt_mae_s=ewt.mae(), ewt_mean_error_s=ewt.bias(), asterisk_mae_s=ast.mae(),
-            asterisk_mean_error_s=ast.bias(), estimator_samples=ewt.n, queues=queues,
+            asterisk_mean_error_s=ast.bias(), estimator_samples=ewt.n,
+            estimator_mae_s=_estimator_mae(ewt, by_gap, by_place, ast), queues=queues,
             measured_from_s=max(self._measure_from, sc.start), arrivals_end_s=sc.end,
             simulated_until_s=until, sim_events=self.sim_events, intervals=tuple(rows))
 
@@ -426,12 +440,19 @@ def _abandon_rate(c: IntervalCounters) -> float | None:
     return c.abandoned / counted if counted > 0 else None
 
 
-def _queue_result(qid: str, threshold: float, c: IntervalCounters, ewt: _ErrorTally,
-                  ast: _ErrorTally) -> QueueResult:
+def _estimator_mae(ewt: _ErrorTally, by_gap: _ErrorTally, by_place: _ErrorTally,
+                   ast: _ErrorTally) -> dict[str, float | None]:
+    return {"blend": ewt.mae(), "gap": by_gap.mae(), "place": by_place.mae(), "asterisk": ast.mae()}
+
+
+def _queue_result(qid: str, threshold: float, c: IntervalCounters,
+                  tallies: tuple[_ErrorTally, _ErrorTally, _ErrorTally, _ErrorTally]) -> QueueResult:
+    ewt, ast, by_gap, by_place = tallies
     sls = service_levels(c)
     return QueueResult(
         queue=qid, sl_threshold_s=threshold, contacts=c.offered, answered=c.answered, abandoned=c.abandoned,
         short_abandoned=c.short_abandoned, service_level=sls["sl_offered"], service_levels=sls,
         asa_s=c.answer_wait_s / c.answered if c.answered else None, abandon_rate=_abandon_rate(c),
         aht_s=c.report()["aht_s"], ronas=c.ronas, ewt_mae_s=ewt.mae(), ewt_mean_error_s=ewt.bias(),
-        asterisk_mae_s=ast.mae(), asterisk_mean_error_s=ast.bias(), estimator_samples=ewt.n)
+        asterisk_mae_s=ast.mae(), asterisk_mean_error_s=ast.bias(), estimator_samples=ewt.n,
+        estimator_mae_s=_estimator_mae(ewt, by_gap, by_place, ast))

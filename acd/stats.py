@@ -57,16 +57,28 @@ def service_levels(c: IntervalCounters) -> dict[str, float | None]:
     }
 
 
-class WaitEstimator:
-    """Expected wait for the contact at a given position in line.
+# what a caller was told on joining the line: (place in line, forecasts by gap, by place, Asterisk)
+Forecast = tuple[int, tuple[float, float, float]]
 
-    The line moves at the rate contacts leave its head (answered or abandoned). We smooth the gap
-    between departures, counting only gaps that start with someone waiting, so idle time does not
-    dilute it, and predict `position x gap`. Asterisk's `holdtime = (3*old + new)/4` is kept beside
-    it (`asterisk_s`) so simulations can show how far each lands from the real waits.
+
+class WaitEstimator:
+    """Expected wait for the contact at a given position in line: three forecasts, blended by how close
+    each came lately to the real waits of this queue's callers.
+
+    - gap: the line moves at the rate contacts leave its head (answered or abandoned). The gap between
+      departures is smoothed, counting only gaps that start with someone waiting (idle time does not
+      dilute it), and the forecast is position x gap. It sees the line move now, so it is the best on a
+      busy queue with many agents; but it samples only while a line stands, so on a small queue whose
+      agents also serve others it overestimates the wait of a caller who finds little or no line.
+    - place: the wait per place in line that callers of this queue really had (wait / place on joining,
+      smoothed over the answered ones), times the position. It learns from every caller who queued.
+    - asterisk: Asterisk's holdtime, `(3*old + new)/4` over every answer. Kept apart as `asterisk_s`, too,
+      so simulations can show how far it lands from the real waits.
+    The forecasts a caller got on joining are scored when they are answered (smoothed absolute error per
+    queue); the blend weighs each by 1/(error + 1 s)^2. Until all three have been scored, gap alone.
     """
 
-    __slots__ = ("gap_s", "last_departure", "asterisk_s", "samples")
+    __slots__ = ("gap_s", "last_departure", "asterisk_s", "samples", "place_s", "errors")
 
     ALPHA = 0.1
 
@@ -75,20 +87,44 @@ class WaitEstimator:
         self.last_departure: float | None = None
         self.asterisk_s = 0.0
         self.samples = 0
+        self.place_s: float | None = None
+        self.errors: tuple[float, float, float] | None = None  # smoothed |forecast - wait|: gap, place, asterisk
 
-    def departed(self, now: float, still_waiting: int, was_waiting_before: bool) -> None:
-        if self.last_departure is not None and was_waiting_before:
+    def departed(self, now: float, still_waiting: int) -> None:
+        if self.last_departure is not None:  # someone was waiting when the last one left
             gap = now - self.last_departure
             self.gap_s = gap if self.gap_s is None else self.gap_s + self.ALPHA * (gap - self.gap_s)
             self.samples += 1
         self.last_departure = now if still_waiting else None
 
-    def answered(self, wait_s: float) -> None:
+    def answered(self, wait_s: float, told: Forecast | None = None) -> None:
+        """A caller was answered after `wait_s`; `told`: what they were told on joining the line."""
         self.asterisk_s = (3 * self.asterisk_s + wait_s) / 4
+        if told is None:
+            return
+        place, forecasts = told
+        per_place = wait_s / place
+        self.place_s = per_place if self.place_s is None else self.place_s + self.ALPHA * (per_place - self.place_s)
+        by_gap, by_place, by_asterisk = (abs(f - wait_s) for f in forecasts)
+        if self.errors is None:
+            self.errors = (by_gap, by_place, by_asterisk)
+        else:
+            g, p, a = self.errors
+            k = self.ALPHA
+            self.errors = (g + k * (by_gap - g), p + k * (by_place - p), a + k * (by_asterisk - a))
+
+    def forecasts(self, position: int, fallback_gap_s: float) -> tuple[float, float, float]:
+        """By gap, by place, Asterisk's."""
+        by_gap = position * (self.gap_s if self.gap_s is not None else fallback_gap_s)
+        by_place = position * self.place_s if self.place_s is not None else by_gap
+        return by_gap, by_place, self.asterisk_s
 
     def expected_wait(self, position: int, fallback_gap_s: float) -> float:
-        gap = self.gap_s if self.gap_s is not None else fallback_gap_s
-        return position * gap
+        forecasts = self.forecasts(position, fallback_gap_s)
+        if self.errors is None:
+            return forecasts[0]
+        weights = [1.0 / (e + 1.0) ** 2 for e in self.errors]
+        return sum(w * f for w, f in zip(weights, forecasts)) / sum(weights)
 
 
 class QueueStats:
