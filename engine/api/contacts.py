@@ -163,13 +163,15 @@ async def get_contact(contact_id: str, p: Principal = Depends(agent_user), c: Co
             raise ApiProblem(404, "unknown-contact", "Unknown contact", f"no contact {contact_id!r}")
         if not p.at_least("supervisor") and (p.agent is None or record.agent != p.agent):
             raise ApiProblem(403, "forbidden", "Not allowed", f"contact {contact_id!r} is not yours")
-        return {**dataclasses.asdict(record), "position": None, "archived": True}
+        return {**dataclasses.asdict(record), "position": None, "expected_wait_s": None, "archived": True}
     contact = _get(c, contact_id)
     if not p.at_least("supervisor") and (p.agent is None or (contact.agent != p.agent
                                                              and p.agent not in _handled_by(contact))):
         raise ApiProblem(403, "forbidden", "Not allowed", f"contact {contact_id!r} is not yours")
     data = contact_view(contact)
-    data["position"] = c.router.position(contact_id)
+    data["position"] = position = c.router.position(contact_id)
+    # what the caller would be told now (the queue's wait estimator at their place); None out of line
+    data["expected_wait_s"] = c.router.expected_wait(contact.queue, position) if position is not None else None
     return data
 
 

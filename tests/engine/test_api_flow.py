@@ -103,7 +103,8 @@ def test_a_day_at_the_desk(desk: Desk) -> None:
     for c, agent in ((voice, "alice"), (chat, "bashir"), (email, "alice"), (sms, "alice")):
         assert (c["state"], c["agent"]) == ("offered", agent), c
     assert (waiting["state"], waiting["agent"]) == ("queued", None)
-    assert desk.ok("sam", "GET", "/api/v1/contacts/w-1")["position"] == 1
+    line = desk.ok("sam", "GET", "/api/v1/contacts/w-1")
+    assert line["position"] == 1 and line["expected_wait_s"] > 0  # nobody served yet: handle time / agents
     assert desk.ok("alice", "GET", "/api/v1/agents/alice")["offers"] == ["e-1", "s-1", "v-1"]
 
     # the call: answer, hold, resume, hand to bashir on general, who sends it on to by-law
