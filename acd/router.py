@@ -664,6 +664,7 @@ class Router:
         c = self.contacts[e.contact]
         self._leave_class(c)
         c.channel = Channel.CALLBACK
+        c.told = None  # off the line now: the wait until the call back says nothing of the line's pace
         c.history.append({"t": e.t, "event": "callback_requested"})
         self._enter_class(c, e.t)
 
