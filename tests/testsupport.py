@@ -1,5 +1,5 @@
-"""Helpers the test folders share: the PostgreSQL test server, fresh schemas and databases on it, and a
-TCP relay.
+"""Helpers the test folders share: the PostgreSQL test server, fresh schemas and databases on it, a
+TCP relay, and polling until something holds.
 
 `tests/` is on sys.path under pytest (tests/conftest.py sits here), so test modules import this as
 `testsupport`. Fixtures built on it live in tests/conftest.py.
@@ -11,8 +11,10 @@ import contextlib
 import os
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -21,6 +23,21 @@ from sqlalchemy.engine import make_url
 from engine.store.db import masked, normalize_url
 
 PG_DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T], timeout: float, what: Callable[[], str] | str = "condition",
+             every: float = 0.1) -> T:
+    """Poll `probe` every `every` seconds until it gives something true, and return that; after `timeout`
+    seconds fail saying what was awaited (`what` may be a callable, read only then, to show the state)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what() if callable(what) else what}")
+        time.sleep(every)
 
 
 def pg_server_url() -> str:

@@ -35,7 +35,7 @@ import pytest
 import redis
 import yaml
 from sqlalchemy import create_engine, text
-from testsupport import Relay
+from testsupport import Relay, wait_for
 
 from engine.bench.processes import free_port, stop
 
@@ -112,15 +112,9 @@ class Serve:
 
 def wait_until(probe: Callable[[], T], timeout: float, what: str, server: Serve | None = None,
                every: float = 0.1) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            tail = f"\nengine log:\n{server.log_tail()}" if server is not None else ""
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{tail}")
-        time.sleep(every)
+    # on a timeout, the engine's log says why
+    tail = (lambda: f"{what}\nengine log:\n{server.log_tail()}") if server is not None else what
+    return wait_for(probe, timeout, tail, every)
 
 
 def site() -> dict[str, Any]:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 import yaml
 from sqlalchemy import create_engine, text
+from testsupport import wait_for
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import EngineServer
@@ -75,16 +76,6 @@ def waiting_line(c: httpx.Client, queue: str) -> list[tuple[str, float, int]]:
         view = ok(c.get(f"/api/v1/contacts/{item['id']}"))
         line.append((view["id"], view["enqueued_at"], view["position"]))
     return sorted(line, key=lambda x: x[2])
-
-
-def wait_for(probe: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
-        time.sleep(0.1)
 
 
 def journal_kinds(server: EngineServer) -> list[str]:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from testsupport import wait_for
 
 from acd.events import (
     ContactAbandoned,
@@ -25,7 +26,7 @@ from acd.events import (
     ContactQueued,
     OfferMissed,
 )
-from e2e.voice import Phone, VoiceEngine, answering_phone, phone_starter, tone_files, tone_seconds, wait_for
+from e2e.voice import Phone, VoiceEngine, answering_phone, phone_starter, tone_files, tone_seconds
 from engine.bench import sipp
 from engine.bench.processes import free_port
 

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from testsupport import wait_for
 
 from acd.events import (
     ConsultEnded,
@@ -32,7 +33,7 @@ from acd.events import (
     ContactTransferred,
 )
 from acd.model import AgentState
-from e2e.voice import Phone, VoiceEngine, answering_phone, phone_starter, tone_files, wait_for
+from e2e.voice import Phone, VoiceEngine, answering_phone, phone_starter, tone_files
 from engine.bench.processes import free_port
 
 pytestmark = pytest.mark.timeout(240)

@@ -16,9 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
+from testsupport import wait_for
 
 from acd.events import CallbackScheduled, ContactAnswered, ContactEnded, ContactOffered, ContactQueued
-from e2e.voice import Phone, VoiceEngine, answering_phone, phone_starter, tone_files, tone_seconds, wait_for
+from e2e.voice import Phone, VoiceEngine, answering_phone, phone_starter, tone_files, tone_seconds
 from engine.bench.processes import free_port
 
 pytestmark = pytest.mark.timeout(180)

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testsupport import wait_for
 
 from acd.events import ContactAbandoned, ContactAnswered, ContactOffered, ContactQueued, OfferMissed
 from e2e.test_voice_outbound import OutboundEngine, station
-from e2e.voice import Phone, phone_starter, tone_files, wait_for
+from e2e.voice import Phone, phone_starter, tone_files
 from engine.bench import sipp
 from engine.bench.processes import free_port
 

@@ -13,7 +13,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 import wave
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 import numpy as np
+from testsupport import wait_for
 
 from engine.app import create_app
 from engine.bench.processes import free_port, stop
@@ -30,17 +30,6 @@ from engine.settings import Settings
 from engine.telephony.tonegen import write_wav
 
 SIPUA = Path(__file__).resolve().parent / "sipua.py"
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: Callable[[], str] | str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for: {what() if callable(what) else what}")
-        time.sleep(0.1)
 
 
 class VoiceEngine(ABC):
