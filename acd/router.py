@@ -537,7 +537,8 @@ class Router:
         return self.stats.queues[self._queue(queue).id].estimator.forecasts(position, self._fallback_gap(queue))
 
     def _fallback_gap(self, queue: str) -> float:
-        """The gap between departures before any was seen: handle time over the agents logged in to serve."""
+        """The gap between departures to forecast with: the smoothed one, or before any was seen, handle
+        time over the agents logged in to serve."""
         qs = self.stats.queues[queue]
         if qs.estimator.gap_s is not None:  # not needed: spare the scan of the queue's agents
             return qs.estimator.gap_s

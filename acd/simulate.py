@@ -71,6 +71,11 @@ def sampler(dist: Distribution, rng: random.Random) -> Callable[[], float]:
     return lambda: math.inf
 
 
+# the waits a queued caller could be told, each scored against their real wait: ours (the blend), then the
+# three forecasts it blends (`WaitEstimator.forecasts`: by departure gap, by wait per place, Asterisk's holdtime)
+FORECASTS = ("blend", "gap", "place", "asterisk")
+
+
 @dataclass(slots=True)
 class _ErrorTally:
     """Prediction errors of one wait estimator: predicted minus real wait."""
@@ -185,8 +190,7 @@ class Simulation:
         self._heap: list[tuple[float, int, int, Any, Any]] = []
         self._seq = 0
         self._count = 0
-        # contact id -> [type index, arrival time, predicted wait (ours), Asterisk holdtime, the estimator's
-        # forecasts by gap and by place] (the predictions None: not queued)
+        # contact id -> [type index, arrival time, the waits it was told by each of FORECASTS (None: not queued)]
         self._info: dict[str, list[Any]] = {}
         self._leaving: set[str] = set()  # shift over, logging out once free
         self._on_shift: set[str] = set()
@@ -195,10 +199,7 @@ class Simulation:
         self._measure_from = (math.ceil((scenario.start + scenario.warmup_s) / iv - 1e-9) * iv
                               if scenario.warmup_s > 0 else -math.inf)
         queues = list(scenario.center.queues)
-        self._ewt = {q: _ErrorTally() for q in queues}
-        self._ast = {q: _ErrorTally() for q in queues}
-        self._by_gap = {q: _ErrorTally() for q in queues}
-        self._by_place = {q: _ErrorTally() for q in queues}
+        self._errors = {q: {f: _ErrorTally() for f in FORECASTS} for q in queues}
 
     # ------------------------------------------------------------------------------------------
     def _push(self, t: float, kind: int, a: Any = None, b: Any = None) -> None:
@@ -291,15 +292,15 @@ class Simulation:
         self._count += 1
         cid = f"c{self._count}"
         queue, channel, reqs, priority = self._specs[k]
-        info = [k, t, None, None, None, None]
+        info: list[Any] = [k, t, None]
         self._info[cid] = info
         router = self.router
         events = router.enqueue(ContactSpec(cid, queue, channel, reqs, priority), t)
         if router.contacts[cid].state is ContactState.QUEUED:
-            # what the caller would be told now: our estimate at their place, and Asterisk's holdtime
+            # what the caller would be told now: our estimate at their place, and its parts (Asterisk's last)
             position = router.position(cid) or 1
-            info[2] = router.expected_wait(queue, position)
-            info[4], info[5], info[3] = router.wait_forecasts(queue, position)
+            forecasts = router.wait_forecasts(queue, position)
+            info[2] = (router.stats.queues[queue].estimator.blend(forecasts), *forecasts)
         if not self._patient[k]:
             self._push(t + self._patience[k](), _ABANDON, cid)
         self._handle_events(events)
@@ -365,11 +366,9 @@ class Simulation:
                 self._push(e.t + self._handle[info[0]](), _END, e.contact)
                 if info[2] is not None and info[1] >= self._measure_from:
                     wait = e.t - info[1]
-                    queue = self._specs[info[0]][0]
-                    self._ewt[queue].add(info[2] - wait)
-                    self._ast[queue].add(info[3] - wait)
-                    self._by_gap[queue].add(info[4] - wait)
-                    self._by_place[queue].add(info[5] - wait)
+                    errors = self._errors[self._specs[info[0]][0]]
+                    for name, told in zip(FORECASTS, info[2]):
+                        errors[name].add(told - wait)
             elif tp is WrapUpCompleted or tp is OfferMissed:
                 agent = e.agent  # type: ignore[attr-defined]
                 if agent in self._leaving:
@@ -381,10 +380,6 @@ class Simulation:
 
     # ------------------------------------------------------------------------------------------
     # read-out
-    def _tallies(self, qid: str) -> tuple[_ErrorTally, _ErrorTally, _ErrorTally, _ErrorTally]:
-        """The wait estimate's errors in a queue: ours (the blend), Asterisk's, by gap, by place."""
-        return self._ewt[qid], self._ast[qid], self._by_gap[qid], self._by_place[qid]
-
     def _result(self, until: float, want_intervals: bool) -> SimulationResult:
         sc = self.scenario
         stats = self.router.stats
@@ -398,13 +393,15 @@ class Simulation:
                 if idx >= first:
                     counters.add(c)
             total.add(counters)
-            queues[qid] = _queue_result(qid, qs.threshold_s, counters, self._tallies(qid))
-        ewt, ast, by_gap, by_place = _ErrorTally(), _ErrorTally(), _ErrorTally(), _ErrorTally()
+            queues[qid] = _queue_result(qid, qs.threshold_s, counters, self._errors[qid])
+        errors = {f: _ErrorTally() for f in FORECASTS}
         for qid in queues:
-            for mine, theirs in zip((ewt, ast, by_gap, by_place), self._tallies(qid)):
+            for name, theirs in self._errors[qid].items():
+                mine = errors[name]
                 mine.n += theirs.n
                 mine.abs_s += theirs.abs_s
                 mine.signed_s += theirs.signed_s
+        ewt, ast = errors["blend"], errors["asterisk"]
         # occupancy over the arrival window only: agents logged in before the doors open or idle
         # while the last contacts drain are not the centre's load
         opened, last = max(first, sc.start // iv), math.ceil(sc.end / iv - 1e-9)
@@ -430,7 +427,7 @@ class Simulation:
             aht_s=total.report()["aht_s"], ronas=total.ronas,
             ewt_mae_s=ewt.mae(), ewt_mean_error_s=ewt.bias(), asterisk_mae_s=ast.mae(),
             asterisk_mean_error_s=ast.bias(), estimator_samples=ewt.n,
-            estimator_mae_s=_estimator_mae(ewt, by_gap, by_place, ast), queues=queues,
+            estimator_mae_s={f: t.mae() for f, t in errors.items()}, queues=queues,
             measured_from_s=max(self._measure_from, sc.start), arrivals_end_s=sc.end,
             simulated_until_s=until, sim_events=self.sim_events, intervals=tuple(rows))
 
@@ -440,14 +437,8 @@ def _abandon_rate(c: IntervalCounters) -> float | None:
     return c.abandoned / counted if counted > 0 else None
 
 
-def _estimator_mae(ewt: _ErrorTally, by_gap: _ErrorTally, by_place: _ErrorTally,
-                   ast: _ErrorTally) -> dict[str, float | None]:
-    return {"blend": ewt.mae(), "gap": by_gap.mae(), "place": by_place.mae(), "asterisk": ast.mae()}
-
-
-def _queue_result(qid: str, threshold: float, c: IntervalCounters,
-                  tallies: tuple[_ErrorTally, _ErrorTally, _ErrorTally, _ErrorTally]) -> QueueResult:
-    ewt, ast, by_gap, by_place = tallies
+def _queue_result(qid: str, threshold: float, c: IntervalCounters, errors: dict[str, _ErrorTally]) -> QueueResult:
+    ewt, ast = errors["blend"], errors["asterisk"]
     sls = service_levels(c)
     return QueueResult(
         queue=qid, sl_threshold_s=threshold, contacts=c.offered, answered=c.answered, abandoned=c.abandoned,
@@ -455,4 +446,4 @@ def _queue_result(qid: str, threshold: float, c: IntervalCounters,
         asa_s=c.answer_wait_s / c.answered if c.answered else None, abandon_rate=_abandon_rate(c),
         aht_s=c.report()["aht_s"], ronas=c.ronas, ewt_mae_s=ewt.mae(), ewt_mean_error_s=ewt.bias(),
         asterisk_mae_s=ast.mae(), asterisk_mean_error_s=ast.bias(), estimator_samples=ewt.n,
-        estimator_mae_s=_estimator_mae(ewt, by_gap, by_place, ast))
+        estimator_mae_s={f: t.mae() for f, t in errors.items()})

@@ -120,7 +120,10 @@ class WaitEstimator:
         return by_gap, by_place, self.asterisk_s
 
     def expected_wait(self, position: int, fallback_gap_s: float) -> float:
-        forecasts = self.forecasts(position, fallback_gap_s)
+        return self.blend(self.forecasts(position, fallback_gap_s))
+
+    def blend(self, forecasts: tuple[float, float, float]) -> float:
+        """The three forecasts (as `forecasts` gives them) weighed by how close each came lately."""
         if self.errors is None:
             return forecasts[0]
         weights = [1.0 / (e + 1.0) ** 2 for e in self.errors]
