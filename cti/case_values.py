@@ -61,7 +61,8 @@ class CaseInputError(CaseError):
 
     def __init__(self, problems: Sequence[tuple[str, str]]):
         self.problems = list(problems)
-        super().__init__("; ".join(f"{f}: {m}" for f, m in self.problems))
+        # a problem of the whole draft has no field (""): its message stands alone
+        super().__init__("; ".join(f"{f}: {m}" if f else m for f, m in self.problems))
 
 
 class UnknownService(CaseInputError):

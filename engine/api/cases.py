@@ -42,7 +42,7 @@ from cti.cases import (
     parse_reference,
 )
 from cti.catalogue import CHANNELS
-from engine.api.deps import Page, agent_user, supervisor
+from engine.api.deps import Page, RowId, agent_user, supervisor
 from engine.api.problems import ApiProblem
 from engine.auth import Principal
 
@@ -69,7 +69,7 @@ def refusals(prefix: str = "body") -> Iterator[None]:
         title = {"unknown-service": "Unknown service", "channel-not-allowed": "Channel not allowed"}.get(
             e.code, "Invalid request")
         raise ApiProblem(422, e.code if e.code != "invalid-case" else "validation-error", title, str(e),
-                         errors=[{"field": f"{prefix}.{f}" if prefix else f, "message": m}
+                         errors=[{"field": ".".join(part for part in (prefix, f) if part), "message": m}
                                  for f, m in e.problems]) from None
     except UnknownResident as e:
         raise ApiProblem(422 if prefix == "body" else 404, e.code, "Unknown resident", str(e)) from None
@@ -303,7 +303,7 @@ def attach(reference: str, request: Request, file: UploadFile = File(...),
 
 @router.get("/cases/{reference}/attachments/{attachment_id}", summary="Download a photo",
             response_class=FileResponse)
-def download(reference: str, attachment_id: int, request: Request, p: Principal = Depends(agent_user)) -> FileResponse:
+def download(reference: str, attachment_id: RowId, request: Request, p: Principal = Depends(agent_user)) -> FileResponse:
     with refusals():
         a, path = cases(request).attachment(reference, attachment_id)
     if not path.exists():
@@ -334,7 +334,7 @@ def create_resident(body: ResidentIn, request: Request, p: Principal = Depends(a
 
 
 @router.get("/residents/{resident_id}", summary="A resident and their cases, newest first")
-def get_resident(resident_id: int, request: Request, p: Principal = Depends(agent_user)) -> dict[str, Any]:
+def get_resident(resident_id: RowId, request: Request, p: Principal = Depends(agent_user)) -> dict[str, Any]:
     store = cases(request)
     r = store.resident(resident_id)
     if r is None:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 
 from engine.auth import AuthError, Principal
 from engine.core import Core
+
+
+# The largest integer a BIGINT column and an SQL OFFSET hold, in SQLite and PostgreSQL alike. A larger id or
+# offset would overflow the database driver (a 500); the schema bounds them instead, so it is a 422 naming
+# the parameter.
+DB_INT_MAX = 2**63 - 1
+
+RowId = Annotated[int, Path(ge=1, le=DB_INT_MAX, description="a stored record's number")]
 
 
 async def core(request: Request) -> Core:
@@ -45,7 +53,7 @@ async def admin(p: Principal = Depends(principal)) -> Principal:
 class Page:
     """`limit`/`offset` pagination; every list endpoint answers {items, total, limit, offset, next_offset}."""
 
-    def __init__(self, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)):
+    def __init__(self, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=DB_INT_MAX)):
         self.limit, self.offset = limit, offset
 
     def wrap(self, items: list[Any], total: int) -> dict[str, Any]:

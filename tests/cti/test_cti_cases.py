@@ -594,3 +594,28 @@ def test_case_api_from_contact_to_approved_closing(desk: Desk, tmp_path: Path) -
     report = desk.ok("sam", "GET", "/api/v1/cases/ageing")
     assert [(r["department_name"], r["service_code"], r["open"]) for r in report["rows"]] == [("By-law", "noise", 1)]
     assert report["departments"] == {"bylaw": {"open": 1, "overdue": 0}}
+
+
+def test_numbers_past_the_database_range_and_an_empty_resident_are_clear_refusals(desk: Desk, store: Store) -> None:
+    """Found by fuzzing the OpenAPI (schemathesis): an id past BIGINT overflowed the driver (a 500)."""
+    before = table_counts(store)
+    too_big = 2**63  # one past the largest BIGINT
+    for path, param in ((f"/api/v1/residents/{too_big}", "path.resident_id"),
+                        (f"/api/v1/cases/SR-2026-000001/attachments/{too_big}", "path.attachment_id"),
+                        ("/api/v1/residents/0", "path.resident_id")):
+        r = desk.call("alice", "GET", path)
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
+        assert [e["field"] for e in r.json()["errors"]] == [param]
+    r = desk.call("alice", "GET", "/api/v1/cases", params={"offset": too_big})
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["query.offset"]
+    # the largest id is a well-formed one that names nobody
+    assert desk.call("alice", "GET", f"/api/v1/residents/{too_big - 1}").status_code == 404
+    assert desk.ok("alice", "GET", "/api/v1/cases", params={"offset": too_big - 1})["items"] == []
+
+    # a resident with nothing to find them by: the problem is the whole body, and says so plainly
+    empty = desk.call("alice", "POST", "/api/v1/residents", json={})
+    assert empty.status_code == 422, empty.text
+    body = empty.json()
+    assert body["detail"] == "give at least a name, a phone number or an e-mail address"
+    assert body["errors"] == [{"field": "body", "message": body["detail"]}]
+    assert table_counts(store) == before
