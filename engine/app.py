@@ -20,7 +20,7 @@ from cti.bridge import start_bridge
 from cti.connectors.guard import CrmCollector
 from engine.api import admin, agents, auth_routes, calls, cases, contacts, desk, dial, health, kb, queues, users, ws
 from engine.api import desk_cases
-from engine.api import problems
+from engine.api import openapi, problems
 from engine.auth import TokenSigner, load_secret
 from engine.bus import make_bus
 from engine.configfile import SiteConfig
@@ -146,6 +146,7 @@ def create_app(settings: Settings, site: SiteConfig) -> FastAPI:
     app.state.metrics.registry.register(  # the CRM circuit breaker
         CrmCollector(lambda: getattr(getattr(app.state, "cti", None), "connector", None)))
     problems.install(app)
+    openapi.install(app)
     for module in (auth_routes, agents, queues, contacts, calls, dial, users, admin, ws, cases, desk, desk_cases,
                    kb):
         app.include_router(module.router, prefix="/api/v1")

@@ -18,7 +18,7 @@ class Login(BaseModel):
     password: str = Field(min_length=1, max_length=256)
 
 
-@router.post("/login")
+@router.post("/login", responses={401: {"description": "Wrong username or password"}})
 def login(body: Login, request: Request) -> dict[str, Any]:
     user = request.app.state.store.users.verify(body.username, body.password)
     if user is None:

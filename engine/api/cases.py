@@ -291,7 +291,8 @@ def add_note(reference: str, body: NoteIn, request: Request, p: Principal = Depe
 
 
 @router.post("/cases/{reference}/attachments", status_code=201,
-             summary="Attach a photo (multipart field `file`; JPEG, PNG, GIF, WebP or HEIC)")
+             summary="Attach a photo (multipart field `file`; JPEG, PNG, GIF, WebP or HEIC)",
+             responses={415: {"description": "Not a photo of a kind we keep"}})
 def attach(reference: str, request: Request, file: UploadFile = File(...),
            p: Principal = Depends(agent_user)) -> dict[str, Any]:
     store = cases(request)

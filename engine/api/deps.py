@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from engine.auth import AuthError, Principal
 from engine.core import Core
-
 
 # The largest integer a BIGINT column and an SQL OFFSET hold, in SQLite and PostgreSQL alike. A larger id or
 # offset would overflow the database driver (a 500); the schema bounds them instead, so it is a 422 naming
@@ -24,12 +24,15 @@ async def core(request: Request) -> Core:
     return c
 
 
-async def principal(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+# declared as a security scheme, so the OpenAPI document says which operations need a token (and /docs
+# offers to hold one); a missing token is our own 401 problem, not the framework's 403
+bearer = HTTPBearer(auto_error=False, description="a token from POST /api/v1/auth/login")
+
+
+async def principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> Principal:
+    if credentials is None:
         raise AuthError("missing bearer token (Authorization: Bearer <token>)")
-    p: Principal = request.app.state.signer.verify(token.strip())
+    p: Principal = request.app.state.signer.verify(credentials.credentials.strip())
     if p.username in request.app.state.disabled_users:
         raise AuthError(f"user {p.username!r} is disabled")
     return p
