@@ -13,6 +13,7 @@ from typing import Any, AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cti import open311
@@ -129,7 +130,8 @@ def create_app(settings: Settings, site: SiteConfig) -> FastAPI:
             core.close()
             store.close()
 
-    app = FastAPI(title="Switchboard", version="0.1.0", lifespan=lifespan,
+    # the API explorer (/docs, /redoc) from files shipped in the package: a city network may not reach a CDN
+    app = FastAPIOffline(title="Switchboard", version="0.1.0", lifespan=lifespan,
                   description="Contact-centre engine: ACD, agents, queues, contacts. Errors are RFC 9457 "
                               "problem details (application/problem+json).")
     app.state.settings = settings
