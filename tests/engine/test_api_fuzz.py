@@ -28,7 +28,7 @@ from schemathesis.checks import (
 )
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
-USER = "admin"
+USER = os.environ.get("FUZZ_USER", "admin")  # any demo user: their role changes which refusals come
 
 
 @pytest.fixture(scope="module")
