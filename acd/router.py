@@ -528,6 +528,22 @@ class Router:
         return 1 + sum(1 for w in self._waiting[c.queue].values() if w.state is queued
                        and (boost * w.enqueued_at - w.priority, w.enqueued_at, w.seq) < key)
 
+    def in_line(self, queue: str) -> int:
+        """Contacts waiting in the queue's line, not yet offered (a caller joining now is told place in_line + 1)."""
+        return self._queued[self._queue(queue).id]
+
+    def serving(self, queue: str) -> int:
+        """Agents logged in who serve the queue at its base ring (ready or not)."""
+        agents, out = self.agents, Presence.LOGGED_OUT
+        return sum(1 for n in self._base_agents(self._queue(queue).id) if agents[n].presence is not out)
+
+    def free_to_serve(self, queue: str, channel: Channel) -> int:
+        """Ready agents with a slot free on `channel` who serve the queue at its base ring: a contact joining
+        now, with nobody in line, would be offered at once."""
+        free = self._free[_channel(channel)]
+        base = self._base_agents(self._queue(queue).id)
+        return len(free & base) if len(free) < len(base) else len(base & free)
+
     def expected_wait(self, queue: str, position: int) -> float:
         """Expected seconds until the contact at `position` (1-based) is answered."""
         return self.stats.queues[self._queue(queue).id].estimator.expected_wait(position, self._fallback_gap(queue))
@@ -542,8 +558,7 @@ class Router:
         qs = self.stats.queues[queue]
         if qs.estimator.gap_s is not None:  # not needed: spare the scan of the queue's agents
             return qs.estimator.gap_s
-        serving = sum(1 for n in self._base_agents(queue) if self.agents[n].presence is not Presence.LOGGED_OUT)
-        return (qs.aht_s or DEFAULT_AHT_S) / max(serving, 1)
+        return (qs.aht_s or DEFAULT_AHT_S) / max(self.serving(queue), 1)
 
     def queue_snapshot(self, queue: str, now: float | None = None) -> dict[str, Any]:
         """Live statistics for a wallboard."""

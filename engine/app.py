@@ -21,7 +21,7 @@ from cti.bridge import start_bridge
 from cti.connectors.guard import CrmCollector
 from engine.api import admin, agents, auth_routes, calls, cases, contacts, desk, dial, health, kb, queues, users, ws
 from engine.api import desk_cases
-from engine.api import openapi, problems
+from engine.api import openapi, problems, public
 from engine.auth import TokenSigner, load_secret
 from engine.bus import make_bus
 from engine.configfile import SiteConfig
@@ -150,7 +150,7 @@ def create_app(settings: Settings, site: SiteConfig) -> FastAPI:
     problems.install(app)
     openapi.install(app)
     for module in (auth_routes, agents, queues, contacts, calls, dial, users, admin, ws, cases, desk, desk_cases,
-                   kb):
+                   kb, public):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(open311.router)
     mount_desk(app)  # the agent desktop at /desk (static files, no build step)

@@ -1,7 +1,7 @@
 """The site configuration file (`config/switchboard.yaml`): parse, check, and point at the line.
 
 The ACD part (skills, queues, agents, blocks, ...) is checked by `acd.config.load_center`; the engine's own
-sections (site, business hours, stations, numbers, users) by pydantic. Every problem comes back as
+sections (site, business hours, stations, numbers, users, public waits) by pydantic. Every problem comes back as
 `file:line: field: message`, all of them at once, so an administrator can fix the file in one pass.
 """
 
@@ -133,6 +133,8 @@ class EngineSections(_Strict):
     numbers: dict[str, str] = Field(default_factory=dict)  # dialled number -> queue
     users: list[UserSection] = Field(default_factory=list)
     dial_plan: DialPlanSection = DialPlanSection()
+    # queues whose current wait the city's web site may show (GET /api/v1/public/waits, no sign-in)
+    public_waits: list[str] = Field(default_factory=list)
 
     @field_validator("business_hours")
     @classmethod
@@ -257,6 +259,10 @@ def parse_text(text: str, file: str = "<config>") -> SiteConfig:
         for number, queue in engine.numbers.items():
             if queue not in center.queues:
                 problems.append(Problem(file, _line_of(root, ["numbers", number]), f"numbers.{number}",
+                                        f"unknown queue {queue!r}"))
+        for i, queue in enumerate(engine.public_waits):
+            if queue not in center.queues:
+                problems.append(Problem(file, _line_of(root, ["public_waits", i]), f"public_waits[{i}]",
                                         f"unknown queue {queue!r}"))
         for i, user in enumerate(engine.users):
             if user.role == "agent" and user.agent is None:
