@@ -8,7 +8,7 @@ A page on the city's own domain may fetch it from the browser (CORS: any origin)
 
 from __future__ import annotations
 
-from datetime import datetime, timezone, UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response

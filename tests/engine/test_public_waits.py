@@ -4,7 +4,7 @@ public lines, and the opening hours it reports."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
