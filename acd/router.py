@@ -63,6 +63,7 @@ from acd.model import (
     QueueConfig,
     SkillRequirement,
 )
+from acd.line_index import LineIndex, LineKey
 from acd.reservations import NO_CHANNELS, Activity, AgentRuntime
 from acd.stats import DEFAULT_AHT_S, CenterStats
 from acd.strategies import choose
@@ -71,10 +72,10 @@ from acd.strategies import choose
 class RouteClass:
     """Waiting contacts that share a queue, channel, ring rule and agent restriction."""
 
-    __slots__ = ("key", "queue", "channel", "rule", "restrict", "boost", "heap", "size", "agents")
+    __slots__ = ("key", "queue", "channel", "rule", "restrict", "boost", "heap", "size", "agents", "line")
 
     def __init__(self, key: tuple[Any, ...], queue: QueueConfig, channel: Channel, rule: RingRule,
-                 restrict: str | None):
+                 restrict: str | None, line: LineIndex):
         self.key = key
         self.queue = queue
         self.channel = channel
@@ -84,11 +85,18 @@ class RouteClass:
         self.heap: list[tuple[float, float, int, int, str, Contact]] = []
         self.size = 0
         self.agents: set[str] = set()
+        self.line = line  # the queue's line index (position()), which contacts entering and leaving keep up
 
 
 def _channel(value: Any) -> Channel:
     # Channel(x) goes through the enum machinery even when x is already a Channel
     return value if type(value) is Channel else Channel(value)
+
+
+def _line_key(boost: float, c: Contact) -> LineKey:
+    # service order: ageing priority (rounded, so that equal ones tie exactly and age decides whatever
+    # the float noise), then original age, then arrival. Independent of the clock: it never flips.
+    return (round(boost * c.enqueued_at - c.priority, 9), c.enqueued_at, c.seq)
 
 
 # timer kinds
@@ -122,6 +130,7 @@ class Router:
         self._pending_agents: deque[str] = deque()
         self._pending_contacts: deque[str] = deque()
         self._queued: dict[str, int] = {q: 0 for q in center.queues}  # contacts in line (not offered)
+        self._lines: dict[str, LineIndex] = {q: LineIndex() for q in center.queues}  # for position()
         self._class_cache: dict[tuple[Any, ...], RouteClass] = {}
         self._base_agent_sets: dict[str, frozenset[str]] = {}
         self._at_least: dict[tuple[str, int], frozenset[str]] = {}  # (skill, level) -> agents that have it
@@ -511,22 +520,19 @@ class Router:
         """The queue's waiting contacts in the order they would be served (offered ones first)."""
         self._queue(queue)
         boost = self.center.queues[queue].priority_boost_per_s
-        # the route-class heap key: independent of the clock, so the order never flips with float noise
         return sorted(self._waiting[queue].values(),
-                      key=lambda c: (c.state is not ContactState.OFFERED,
-                                     boost * c.enqueued_at - c.priority, c.enqueued_at, c.seq))
+                      key=lambda c: (c.state is not ContactState.OFFERED, *_line_key(boost, c)))
 
     def position(self, contact: str) -> int | None:
-        """1-based place in line among contacts not yet offered; None once it has left the line."""
+        """1-based place in line among contacts not yet offered; None once it has left the line. O(log n)."""
         c = self._contact(contact)
-        if c.state is not ContactState.QUEUED:
+        rc = c.route_class
+        if c.state is not ContactState.QUEUED or rc is None:
             return None
-        # the contacts in line ahead of it by `waiting`'s order, counted in one pass (no sort)
-        boost = self.center.queues[c.queue].priority_boost_per_s
-        key = (boost * c.enqueued_at - c.priority, c.enqueued_at, c.seq)
-        queued = ContactState.QUEUED
-        return 1 + sum(1 for w in self._waiting[c.queue].values() if w.state is queued
-                       and (boost * w.enqueued_at - w.priority, w.enqueued_at, w.seq) < key)
+        line = self._waiting[c.queue]
+        return 1 + self._lines[c.queue].ahead_of(
+            _line_key(rc.boost, c),
+            lambda: (_line_key(rc.boost, w) for w in line.values() if w.route_class is not None))
 
     def in_line(self, queue: str) -> int:
         """Contacts waiting in the queue's line, not yet offered (a caller joining now is told place in_line + 1)."""
@@ -957,12 +963,13 @@ class Router:
         self._token += 1
         c.heap_token = self._token
         c.route_class = rc
-        # rounded so that equal ageing priorities tie exactly and age decides, whatever the float noise
-        # (the contact itself rides last: the token before it is unique, so it is never compared)
-        heapq.heappush(rc.heap, (round(rc.boost * c.enqueued_at - c.priority, 9), c.enqueued_at, c.seq,
-                                 self._token, c.id, c))
+        # the contact itself rides last: the token before it is unique, so it is never compared
+        first = round(rc.boost * c.enqueued_at - c.priority, 9)  # _line_key, inlined
+        heapq.heappush(rc.heap, (first, c.enqueued_at, c.seq, self._token, c.id, c))
         rc.size += 1
         self._queued[c.queue] += 1
+        if rc.line.live:
+            rc.line.note(True, (first, c.enqueued_at, c.seq))
         if c.ring < len(queue.steps):
             due = c.enqueued_at + queue.steps[c.ring].after_s
             self._timer(due, _WIDEN, c.id, due)
@@ -976,6 +983,8 @@ class Router:
             return
         rc.size -= 1
         self._queued[rc.queue.id] -= 1
+        if rc.line.live:
+            rc.line.note(False, _line_key(rc.boost, c))
         c.route_class = None
         c.heap_token = 0  # the heap entry is now stale; dropped lazily when it reaches the top
         if rc.heap and rc.heap[0][5] is c:
@@ -991,7 +1000,7 @@ class Router:
         key = (queue.id, channel, rule, restrict)
         rc = self._classes.get(key)
         if rc is None:
-            rc = RouteClass(key, queue, channel, rule, restrict)
+            rc = RouteClass(key, queue, channel, rule, restrict, self._lines[queue.id])
             names = self._agents_for(rule)
             if restrict is not None:
                 names = names & {restrict}

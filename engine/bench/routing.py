@@ -41,7 +41,15 @@ from typing import Any, Protocol
 from acd.config import load_center
 from acd.eligibility import RingRule, merge_requirements, ring_rule, serves
 from acd.events import ContactOffered, Event
-from acd.model import AgentConfig, CenterConfig, ContactSpec, QueueConfig, SkillRequirement, Strategy
+from acd.model import (
+    AgentConfig,
+    CenterConfig,
+    ContactSpec,
+    ContactState,
+    QueueConfig,
+    SkillRequirement,
+    Strategy,
+)
 from acd.router import Router
 
 MEAN_HANDLE_S = 300.0
@@ -367,6 +375,7 @@ class Run:
     assignments: list[Assignment] = field(default_factory=list)
     waiting_end: int = 0
     idle_end: int = 0
+    position_us: float | None = None  # mean cost of asking a waiting contact's place, after the run
 
     def summary(self) -> dict[str, Any]:
         lat = self.latencies_ns
@@ -383,6 +392,7 @@ class Run:
             "p99_us": round(cuts[98] / 1000, 2),
             "max_us": round(max(lat) / 1000, 2),
             "phases_mean_us": {k: round(v / len(lat) / 1000, 2) for k, v in self.phase_ns.items()},
+            "position_mean_us": self.position_us,
         }
 
 
@@ -452,6 +462,20 @@ def drive(system: RoutingSystem, center: CenterConfig, *, waiting: int, decision
     return run
 
 
+def position_cost_us(router: Router, samples: int, seed: int, clock: Callable[[], int]) -> float | None:
+    """Mean microseconds of `Router.position()` for waiting contacts picked at random: what announcing a
+    caller's place costs (the first ask of each queue, which builds its line index, included)."""
+    queued = [c.id for c in router.iter_contacts((ContactState.QUEUED,))]
+    if not queued:
+        return None
+    rng = random.Random(f"position:{seed}")
+    picks = [rng.choice(queued) for _ in range(samples)]
+    t0 = clock()
+    for cid in picks:
+        router.position(cid)
+    return round((clock() - t0) / samples / 1000, 2)
+
+
 def peak_rss_mb() -> float:
     """The process's peak resident set so far (Linux reports ru_maxrss in KiB)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -483,8 +507,10 @@ def run_routing(*, agents: int, skills: int, waiting: int, decisions: int, seed:
 
     def router_run(size: int) -> Run:
         progress(f"router: {size} waiting, {decisions} decisions")
-        return drive(RouterSystem(center), center, waiting=size, decisions=decisions, seed=seed, warmup=warmup,
-                     clock=tick)
+        system = RouterSystem(center)
+        run = drive(system, center, waiting=size, decisions=decisions, seed=seed, warmup=warmup, clock=tick)
+        run.position_us = position_cost_us(system.router, 2000, seed, tick)
+        return run
 
     def baseline_run(size: int) -> Run:
         progress(f"naive baseline: {size} waiting, {baseline_decisions} decisions")
@@ -533,7 +559,7 @@ def run_routing(*, agents: int, skills: int, waiting: int, decisions: int, seed:
     rows = []
     for size in scaling:
         row = (main if size == waiting else router_run(size)).summary()
-        line = {k: row[k] for k in ("waiting", "decisions_per_s", "p50_us", "p99_us", "mean_us")}
+        line = {k: row[k] for k in ("waiting", "decisions_per_s", "p50_us", "p99_us", "mean_us", "position_mean_us")}
         # the scan is slow: it runs only up to the main size (None above it)
         brow = (base if size == waiting else baseline_run(size)).summary() if size <= waiting else None
         line["baseline_decisions_per_s"] = brow["decisions_per_s"] if brow else None

@@ -109,13 +109,14 @@ def _routing_text(r: dict[str, Any]) -> str:
          f"{'yes' if r['baseline_agrees'] else 'NO'} ({r['baseline_compared_assignments']} compared)"),
         "  per decision (us): " + ", ".join(f"{k} {v}" for k, v in r["phases_mean_us"].items()),
         f"  peak RSS {r['peak_rss_mb']} MB",
-        "  scaling:  waiting   decisions/s     p50 us     p99 us    mean us   baseline decisions/s",
+        "  scaling:  waiting   decisions/s     p50 us     p99 us    mean us   baseline decisions/s   position us",
     ]
     for row in r["scaling"]:
-        base = row["baseline_decisions_per_s"]
+        base, pos = row["baseline_decisions_per_s"], row["position_mean_us"]
         lines.append(f"          {row['waiting']:>8}  {row['decisions_per_s']:>12,.0f}  {row['p50_us']:>9.1f}  "
                      f"{row['p99_us']:>9.1f}  {row['mean_us']:>9.1f}  "
-                     f"{f'{base:>21,.0f}' if base is not None else '(not run)':>21}")
+                     f"{f'{base:>21,.0f}' if base is not None else '(not run)':>21}  "
+                     f"{f'{pos:>12.1f}' if pos is not None else '-':>12}")
     if "scaling_cost_ratio" in r:
         lines.append(f"  mean cost x{r['scaling_cost_ratio']} from the smallest line to the largest "
                      f"(baseline x{r.get('scaling_baseline_cost_ratio', '?')}; log n would give "

@@ -580,7 +580,7 @@ class RouterMachine(RuleBasedStateMachine):
             s = c.state
             if s is ContactState.QUEUED:
                 assert live.get(cid) == 1 and waiting.get(cid) == c.queue and cid not in holders
-                # position counts in one pass; it must be the place in the sorted line
+                # position comes from the line index; it must be the place in the sorted line
                 line = [w.id for w in r.waiting(c.queue) if w.state is ContactState.QUEUED]
                 assert c.agent is None and r.position(cid) == line.index(cid) + 1
             elif s is ContactState.OFFERED:

@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 TOP_KEYS = {"decisions_per_s", "p50_us", "p99_us", "peak_rss_mb", "baseline_decisions_per_s", "scaling",
             "baseline_agrees", "phases_mean_us", "goal"}
-ROW_KEYS = {"waiting", "decisions_per_s", "p50_us", "p99_us", "mean_us", "baseline_decisions_per_s"}
+ROW_KEYS = {"waiting", "decisions_per_s", "p50_us", "p99_us", "mean_us", "baseline_decisions_per_s",
+            "position_mean_us"}
 
 
 class Tally:
@@ -79,6 +80,7 @@ def test_cli_prints_json_with_every_figure() -> None:
     for row in result["scaling"]:
         assert ROW_KEYS <= row.keys()
         assert row["decisions_per_s"] > 0 and 0 < row["p50_us"] <= row["p99_us"]
+        assert row["position_mean_us"] > 0  # a waiting caller's place was asked and timed
     assert result["baseline_agrees"] is True and result["baseline_compared_assignments"] > 60
     assert set(result["phases_mean_us"]) == {"tick", "complete_accept", "enqueue"}
 
