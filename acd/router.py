@@ -530,7 +530,7 @@ class Router:
         if c.state is not ContactState.QUEUED or rc is None:
             return None
         line = self._waiting[c.queue]
-        return 1 + self._lines[c.queue].ahead_of(
+        return 1 + rc.line.ahead_of(
             _line_key(rc.boost, c),
             lambda: (_line_key(rc.boost, w) for w in line.values() if w.route_class is not None))
 

@@ -247,6 +247,7 @@ ROWS = [
     Row("GET", "/healthz", fixed("/healthz"), PUBLIC),
     Row("GET", "/readyz", fixed("/readyz"), PUBLIC),
     Row("GET", "/metrics", fixed("/metrics"), PUBLIC),
+    Row("GET", "/api/v1/public/waits", fixed("/api/v1/public/waits"), PUBLIC),  # the web site's wait feed
     # agents
     Row("GET", "/api/v1/agents", fixed("/api/v1/agents"), ANY_USER),
     Row("GET", "/api/v1/agents/{agent_id}", on_agent(""), OWN_ONLY),
