@@ -27,7 +27,7 @@ NO_CHANNELS: frozenset[Channel] = frozenset()
 class AgentRuntime:
     __slots__ = ("cfg", "id", "order", "presence", "reason", "load", "offers", "work", "idle_since",
                  "rona_streak", "day", "handled_today", "busy_s", "staffed_s", "activity", "activity_since",
-                 "free", "full")
+                 "free", "full", "occ_day", "busy_today_s", "staffed_today_s")
 
     def __init__(self, cfg: AgentConfig, order: int):
         self.cfg = cfg
@@ -42,8 +42,13 @@ class AgentRuntime:
         self.rona_streak = 0
         self.day = -1
         self.handled_today = 0
-        self.busy_s = 0.0
+        self.busy_s = 0.0  # since the router started (statistics)
         self.staffed_s = 0.0
+        # since local midnight of day `occ_day`: what least_occupied and the supervisor weigh, so yesterday's
+        # rush does not keep an agent from work today
+        self.occ_day = -1
+        self.busy_today_s = 0.0
+        self.staffed_today_s = 0.0
         self.activity = Activity.OFF
         self.activity_since = 0.0
         self.free: frozenset[Channel] = frozenset()  # channels with a slot left, as last indexed
@@ -83,7 +88,7 @@ class AgentRuntime:
             return Activity.BUSY
         return Activity.IDLE if self.presence is Presence.READY else Activity.AWAY
 
-    def clock(self, now: float) -> tuple[str, str] | None:
+    def clock(self, now: float, day_offset_s: float = 0.0) -> tuple[str, str] | None:
         """Close the running activity at `now`; return (old, new) when the activity changed."""
         new = self.current_activity()
         span = now - self.activity_since
@@ -91,16 +96,33 @@ class AgentRuntime:
             self.busy_s += span
         if self.activity in (Activity.BUSY, Activity.IDLE):
             self.staffed_s += span
+            self.book_today(self.activity, self.activity_since, now, day_offset_s)
         self.activity_since = now
         if new == self.activity:
             return None
         old, self.activity = self.activity, new
         return old, new
 
-    def occupancy(self, now: float) -> float:
-        span = now - self.activity_since
-        busy = self.busy_s + (span if self.activity == Activity.BUSY else 0.0)
-        staffed = self.staffed_s + (span if self.activity in (Activity.BUSY, Activity.IDLE) else 0.0)
+    def book_today(self, activity: str, since: float, until: float, day_offset_s: float) -> None:
+        """Add the staffed (and, if busy, busy) time of [since, until) that falls on `until`'s local day."""
+        day = int((until + day_offset_s) // 86400)
+        if day != self.occ_day:
+            self.occ_day, self.busy_today_s, self.staffed_today_s = day, 0.0, 0.0
+        span = until - max(since, day * 86400 - day_offset_s)
+        if span > 0:
+            self.staffed_today_s += span
+            if activity == Activity.BUSY:
+                self.busy_today_s += span
+
+    def occupancy(self, now: float, day_offset_s: float = 0.0) -> float:
+        """Today's occupancy (local day): busy over staffed time since midnight, the running activity included."""
+        day = int((now + day_offset_s) // 86400)
+        busy, staffed = (self.busy_today_s, self.staffed_today_s) if day == self.occ_day else (0.0, 0.0)
+        span = now - max(self.activity_since, day * 86400 - day_offset_s)
+        if span > 0 and self.activity in (Activity.BUSY, Activity.IDLE):
+            staffed += span
+            if self.activity == Activity.BUSY:
+                busy += span
         return busy / staffed if staffed > 0 else 0.0
 
     # what a supervisor sees -----------------------------------------------------------------

@@ -493,7 +493,7 @@ class Router:
         """Book every agent's running activity up to `now` (for occupancy read-outs; no events)."""
         for a in self.agents.values():
             self.stats.agent_span(a.activity, a.activity_since, now)
-            a.clock(now)
+            a.clock(now, self.center.day_offset_s)
 
     def next_due(self) -> float | None:
         """When the next timer that can still do something fires.
@@ -598,7 +598,8 @@ class Router:
         agents = {a.id: {"presence": a.presence.value, "reason": a.reason, "load": dict(a.load),
                          "offers": dict(a.offers), "work": dict(a.work), "idle_since": a.idle_since,
                          "rona_streak": a.rona_streak, "handled_today": a.handled_today,
-                         "busy_s": a.busy_s, "staffed_s": a.staffed_s}
+                         "busy_s": a.busy_s, "staffed_s": a.staffed_s, "occ_day": a.occ_day,
+                         "busy_today_s": a.busy_today_s, "staffed_today_s": a.staffed_today_s}
                   for a in self.agents.values()}
         return {
             "contacts": contacts,
@@ -900,6 +901,7 @@ class Router:
             if activity == Activity.BUSY:
                 a.busy_s += t - since
             a.staffed_s += t - since
+            a.book_today(activity, since, t, self.center.day_offset_s)
         a.activity_since = t
         presence = a.presence
         if presence is Presence.LOGGED_OUT:
@@ -1202,9 +1204,10 @@ class Router:
         queue = self.center.queues[c.queue]
         candidates = [self.agents[n] for n in names]
         # ranks run to len(linear_order) + agent count (see _linear_rank): the round-robin turn spans them all
+        offset = self.center.day_offset_s
         chosen = choose(queue, c, candidates, t, self._rr_last.get(queue.id, -1),
                         lambda a: self._linear_rank(queue.id, a), len(self.agents) + len(self._linear[queue.id]),
-                        today=int((t + self.center.day_offset_s) // 86400))
+                        today=int((t + offset) // 86400), day_offset_s=offset)
         # the agent gets the best contact they may take: usually `c`, but contacts that became takeable
         # at this same instant (several arrivals, declines ending together) may rank above it
         best = self._best_for(chosen, t) or c

@@ -21,9 +21,10 @@ def _idle_key(a: AgentRuntime) -> tuple[float, int]:
 
 def choose(queue: QueueConfig, contact: Contact, candidates: Sequence[AgentRuntime], now: float,
            rr_last: int, linear_rank: Callable[[AgentRuntime], int], agent_count: int,
-           today: int | None = None) -> AgentRuntime:
+           today: int | None = None, day_offset_s: float = 0.0) -> AgentRuntime:
     """`agent_count` is the length of the round-robin turn (above every linear rank); `today` the
-    local day number, so yesterday's handled counts do not weigh on fewest_contacts."""
+    local day number, so yesterday's handled counts do not weigh on fewest_contacts; `day_offset_s`
+    places local midnight, from which least_occupied counts occupancy."""
     strategy = queue.strategy
     if len(candidates) == 1:
         return candidates[0]
@@ -38,7 +39,7 @@ def choose(queue: QueueConfig, contact: Contact, candidates: Sequence[AgentRunti
 
         return min(candidates, key=skill_key)
     if strategy is Strategy.LEAST_OCCUPIED:
-        return min(candidates, key=lambda a: (a.occupancy(now), a.idle_since, a.order))
+        return min(candidates, key=lambda a: (a.occupancy(now, day_offset_s), a.idle_since, a.order))
     if strategy is Strategy.FEWEST_CONTACTS:
         def handled(a: AgentRuntime) -> int:
             return a.handled_today if today is None or a.day == today else 0

@@ -54,6 +54,37 @@ def test_least_occupied_picks_the_agent_with_the_lowest_occupancy_not_the_longes
     assert _serve(j, "c3", 110.0) == "bob"
 
 
+def test_least_occupied_weighs_today_only_from_local_midnight(kit) -> None:
+    """Yesterday's rush must not keep an agent from work today (the router may run for weeks)."""
+    toronto = -5 * 3600.0  # local time = router time - 5 h: local midnight of day 1 is at 86400 + 18000
+    midnight = 86400 + 18000
+    j = kit.Journal(kit.make_center({"q": {"strategy": "least_occupied"}}, {"ann": {}, "bob": {}},
+                                    day_offset_s=toronto))
+    _login_all(j, "ann", "bob", start=0.0)
+    assert _serve(j, "c1", 10.0, hold_for=midnight - 3610.0) == "ann"  # busy all yesterday, until 23:00
+    ann, bob = j.router.agents["ann"], j.router.agents["bob"]
+    # neither has worked today: the first call of the day goes to the longer idle, bob ...
+    assert _serve(j, "c2", midnight + 3600.0, hold_for=1800.0) == "bob"  # 01:00-01:30
+    # ... and now ann, with no work today, is the least occupied, though her whole-run occupancy is far higher
+    assert ann.occupancy(midnight + 7200.0, toronto) == 0.0
+    assert bob.occupancy(midnight + 7200.0, toronto) == 0.25  # 30 min of 2 h
+    assert ann.busy_s / ann.staffed_s > bob.busy_s / bob.staffed_s
+    assert _serve(j, "c3", midnight + 7200.0) == "ann"
+
+
+def test_occupancy_today_splits_a_span_at_local_midnight() -> None:
+    from acd.model import AgentConfig
+    from acd.reservations import Activity, AgentRuntime
+
+    a = AgentRuntime(AgentConfig(id="ann"), 0)
+    a.book_today(Activity.BUSY, 86400 - 600.0, 86400 + 300.0, 0.0)  # 23:50 to 00:05, busy
+    assert (a.occ_day, a.busy_today_s, a.staffed_today_s) == (1, 300.0, 300.0)  # only the 5 min after midnight
+    a.book_today(Activity.IDLE, 86400 + 300.0, 86400 + 900.0, 0.0)
+    assert (a.busy_today_s, a.staffed_today_s) == (300.0, 900.0)
+    a.book_today(Activity.IDLE, 2 * 86400 + 60.0, 2 * 86400 + 120.0, 0.0)  # the next day starts from nothing
+    assert (a.occ_day, a.busy_today_s, a.staffed_today_s) == (2, 0.0, 60.0)
+
+
 def test_round_robin_remembers_who_was_last_across_contacts(kit) -> None:
     j = kit.Journal(_center(kit, "round_robin"))
     _login_all(j, "ann", "bob", "cy")
