@@ -109,7 +109,7 @@ def render(r: SimulationResult, intervals: bool = False) -> str:
          f"{_sec(r.ewt_mean_error_s)} | Asterisk holdtime MAE {_sec(r.asterisk_mae_s)} bias "
          f"{_sec(r.asterisk_mean_error_s)}"),
         (f"  ours blends forecasts by how close each came lately: by gap MAE {_sec(r.estimator_mae_s['gap'])}, "
-         f"by place MAE {_sec(r.estimator_mae_s['place'])}, Asterisk's"),
+         f"by place MAE {_sec(r.estimator_mae_s['place'])}, and Asterisk's holdtime (above)"),
         "",
         f"{'queue':<16}{'T':>6}{'contacts':>10}{'answered':>10}{'aband.':>8}{'SL':>8}{'ASA':>9}{'AHT':>9}",
     ]
