@@ -226,6 +226,7 @@ class Contact:
     # heap bookkeeping, private to the router
     route_class: Any = None
     heap_token: int = 0
+    line_key: tuple[float, float, int] | None = None  # its place key in its queue's line, while in a class
 
     def waited(self, now: float) -> float:
         return now - self.enqueued_at

@@ -530,9 +530,7 @@ class Router:
         if c.state is not ContactState.QUEUED or rc is None:
             return None
         line = self._waiting[c.queue]
-        return 1 + rc.line.ahead_of(
-            _line_key(rc.boost, c),
-            lambda: (_line_key(rc.boost, w) for w in line.values() if w.route_class is not None))
+        return 1 + rc.line.ahead_of(c.line_key, lambda: (w.line_key for w in line.values() if w.route_class is not None))
 
     def in_line(self, queue: str) -> int:
         """Contacts waiting in the queue's line, not yet offered (a caller joining now is told place in_line + 1)."""
@@ -668,10 +666,15 @@ class Router:
         if e.preferred_agent is not None and e.restrict_until is not None and e.restrict_until > e.t:
             c.restrict_to, c.restrict_until = e.preferred_agent, e.restrict_until
         self._enter_line(c, e.t)
-        # what it would be told at the end of the line, kept to score the wait estimator when it is answered
-        place = self._queued[c.queue]
-        estimator = self.stats.queues[c.queue].estimator
-        c.told = (c.queue, place, estimator.forecasts(place, self._fallback_gap(c.queue)))
+        # the wait it would be told at its place, kept to teach the wait estimator when it is answered. The
+        # place is known for free when it joins at the end of the line; one whose priority (or an age kept
+        # from elsewhere) put it ahead of someone teaches nothing: its place would cost keeping the line's
+        # index up on every change, and told the end of the line it would teach too short a wait per place
+        rc = c.route_class
+        if rc is not None and c.line_key == rc.line.tail:
+            place = self._queued[c.queue]
+            estimator = self.stats.queues[c.queue].estimator
+            c.told = (c.queue, place, estimator.forecasts(place, self._fallback_gap(c.queue)))
 
     def _on_scheduled(self, e: CallbackScheduled) -> None:
         c = self._new_contact(e, ContactState.SCHEDULED)
@@ -968,10 +971,14 @@ class Router:
         # the contact itself rides last: the token before it is unique, so it is never compared
         first = round(rc.boost * c.enqueued_at - c.priority, 9)  # _line_key, inlined
         heapq.heappush(rc.heap, (first, c.enqueued_at, c.seq, self._token, c.id, c))
+        c.line_key = key = (first, c.enqueued_at, c.seq)
         rc.size += 1
+        line = rc.line
+        if key > line.tail or not self._queued[c.queue]:  # LineIndex.tail: at or past every key in line
+            line.tail = key
         self._queued[c.queue] += 1
-        if rc.line.live:
-            rc.line.note(True, (first, c.enqueued_at, c.seq))
+        if line.live:
+            line.note(True, key)
         if c.ring < len(queue.steps):
             due = c.enqueued_at + queue.steps[c.ring].after_s
             self._timer(due, _WIDEN, c.id, due)
@@ -986,7 +993,7 @@ class Router:
         rc.size -= 1
         self._queued[rc.queue.id] -= 1
         if rc.line.live:
-            rc.line.note(False, _line_key(rc.boost, c))
+            rc.line.note(False, c.line_key)
         c.route_class = None
         c.heap_token = 0  # the heap entry is now stale; dropped lazily when it reaches the top
         if rc.heap and rc.heap[0][5] is c:

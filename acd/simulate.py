@@ -296,10 +296,11 @@ class Simulation:
         self._info[cid] = info
         router = self.router
         events = router.enqueue(ContactSpec(cid, queue, channel, reqs, priority), t)
-        if router.contacts[cid].state is ContactState.QUEUED:
-            # what the caller would be told now: our estimate at their place, and its parts (Asterisk's last)
-            position = router.position(cid) or 1
-            forecasts = router.wait_forecasts(queue, position)
+        c = router.contacts[cid]
+        if c.state is ContactState.QUEUED:
+            # what the caller is told on joining, at their place: our estimate and its parts (Asterisk's last);
+            # the router worked it out already unless the caller joined ahead of someone
+            forecasts = c.told[2] if c.told is not None else router.wait_forecasts(queue, router.position(cid) or 1)
             info[2] = (router.stats.queues[queue].estimator.blend(forecasts), *forecasts)
         if not self._patient[k]:
             self._push(t + self._patience[k](), _ABANDON, cid)

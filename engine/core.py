@@ -39,7 +39,7 @@ from engine.store.writer import JournalWriter
 
 log = logging.getLogger("switchboard.core")
 
-SNAPSHOT_FORMAT = "router-pickle-5"  # bump when the router's pickled shape changes (old ones: full replay)
+SNAPSHOT_FORMAT = "router-pickle-6"  # bump when the router's pickled shape changes (old ones: full replay)
 
 
 @dataclass(frozen=True, slots=True)

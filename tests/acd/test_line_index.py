@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 import random
+from collections import Counter
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -78,3 +79,37 @@ def test_router_positions_after_many_changes_asked_now_and_then(kit) -> None:
     offered = [c.id for c in r.waiting("q") if c.state.value == "offered"]
     assert len(offered) == 1 and r.position(offered[0]) is None
     assert [r.position(cid) for cid in line[1:]] == list(range(1, len(line)))
+
+
+def test_the_place_a_caller_is_told_on_joining_is_their_real_place(kit) -> None:
+    """The wait estimator learns wait-per-place from the place each caller was told on joining. A caller who
+    joins at the end is told that place (a router restored from a snapshot too); one whose priority put them
+    ahead of someone teaches nothing (their place would cost an index kept up on every change; the end of
+    the line, told before, taught too short a wait per place)."""
+    center = kit.make_center({"q": {"priority_boost_per_s": 0.001}}, {"ann": {}})
+    j = kit.Journal(center)
+    rng = random.Random(11)
+    j("login", "ann", 0.0)
+    t = 1.0
+    kinds = Counter()
+    for n in range(300):
+        r = j.router
+        t += rng.random()
+        if n == 150:  # from here on a restored router
+            j.router = r = pickle.loads(pickle.dumps(r))
+        cid = f"c{n}"
+        before = [c for c in r.waiting("q") if c.state.value == "queued"]
+        j("enqueue", kit.spec(cid, priority=rng.choice([0, 0, 0, 1, 5])), t)
+        # the real place: the line in service order, offered contacts aside, counted without the index
+        line = [c.id for c in r.waiting("q") if c.state.value == "queued"]
+        assert len(line) == len(before) + 1
+        place, told = line.index(cid) + 1, r.contacts[cid].told
+        if told is not None:
+            assert told[1] == place == len(line)
+            kinds["end, told"] += 1
+        else:  # it jumped the line, or is last behind a tail that left (the tail errs towards not told)
+            kinds["ahead" if place < len(line) else "end, not told"] += 1
+        if n % 4 == 0:
+            j("abandon", rng.choice(line), t)
+    assert kinds["ahead"] > 30
+    assert kinds["end, told"] > 150 and kinds["end, not told"] < 0.1 * kinds["end, told"]
