@@ -7,9 +7,11 @@ and line. An impossible queue is refused here, before anything routes.
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping
+from zoneinfo import ZoneInfoNotFoundError
 
 from acd.checks import FieldChecker
 from acd.errors import ConfigError, ConfigIssue
+from acd.local_days import LocalDays
 from acd.model import (
     DEFAULT_BLOCKS,
     MAX_LEVEL,
@@ -33,7 +35,7 @@ QUEUE_FIELDS = {
 STEP_FIELDS = {"after_s", "level_drop", "add_groups", "overflow_queues"}
 AGENT_FIELDS = {"name", "skills", "capacity", "groups"}
 CENTER_FIELDS = {"skills", "queues", "agents", "blocks", "rona_misses", "decline_retry_s", "not_ready_reasons", "interval_s",
-                 "day_offset_s"}
+                 "day_offset_s", "timezone"}
 
 
 class _Checker(FieldChecker):
@@ -60,6 +62,18 @@ def _opt(ck: _Checker, data: Mapping[str, Any], key: str, path: str, default: An
         return default
     value = convert(f"{path}.{key}", data[key])
     return default if value is None else value
+
+
+def _zone(ck: _Checker, path: str, value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        ck.add(path, f"time zone must be an IANA name such as America/Toronto, got {value!r}")
+        return None
+    try:
+        LocalDays(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        ck.add(path, f"unknown time zone {value!r} (an IANA name such as America/Toronto)")
+        return None
+    return value
 
 
 def load_center(data: Mapping[str, Any], *, root: str = "") -> CenterConfig:
@@ -122,7 +136,11 @@ def load_center(data: Mapping[str, Any], *, root: str = "") -> CenterConfig:
                         lambda path, v: ck.number(path.lstrip("."), v, positive=True)),
         day_offset_s=_opt(ck, data, "day_offset_s", root or "", 0.0,
                           lambda path, v: ck.number(path.lstrip("."), v)),
+        timezone=_opt(ck, data, "timezone", root or "", None, lambda path, v: _zone(ck, path.lstrip("."), v)),
     )
+    if "timezone" in data and "day_offset_s" in data:
+        ck.add(p("day_offset_s"), "give timezone (local midnight, daylight saving included) or a fixed "
+                                  "day_offset_s, not both")
     _check_servable(ck, p, center)
     if ck.issues:
         raise ConfigError(ck.issues)

@@ -173,7 +173,10 @@ class CenterConfig:
     decline_retry_s: float = 30.0
     not_ready_reasons: tuple[str, ...] = ("break", "lunch", "meeting", "training", RONA_REASON, OUTBOUND_REASON)
     interval_s: float = 900.0
-    day_offset_s: float = 0.0  # local time minus `now` seconds, so "today" starts at local midnight
+    # where "today" starts (acd.local_days): local midnight in `timezone` (IANA name, daylight saving
+    # included) or, without one, at a fixed offset: local time minus `now`, in seconds
+    day_offset_s: float = 0.0
+    timezone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

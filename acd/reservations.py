@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from acd.local_days import UTC_DAYS, LocalDays
 from acd.model import AgentConfig, AgentState, Channel, ContactState, Presence
 
 
@@ -88,7 +89,7 @@ class AgentRuntime:
             return Activity.BUSY
         return Activity.IDLE if self.presence is Presence.READY else Activity.AWAY
 
-    def clock(self, now: float, day_offset_s: float = 0.0) -> tuple[str, str] | None:
+    def clock(self, now: float, days: LocalDays = UTC_DAYS) -> tuple[str, str] | None:
         """Close the running activity at `now`; return (old, new) when the activity changed."""
         new = self.current_activity()
         span = now - self.activity_since
@@ -96,29 +97,28 @@ class AgentRuntime:
             self.busy_s += span
         if self.activity in (Activity.BUSY, Activity.IDLE):
             self.staffed_s += span
-            self.book_today(self.activity, self.activity_since, now, day_offset_s)
+            self.book_today(self.activity, self.activity_since, now, days)
         self.activity_since = now
         if new == self.activity:
             return None
         old, self.activity = self.activity, new
         return old, new
 
-    def book_today(self, activity: str, since: float, until: float, day_offset_s: float) -> None:
+    def book_today(self, activity: str, since: float, until: float, days: LocalDays) -> None:
         """Add the staffed (and, if busy, busy) time of [since, until) that falls on `until`'s local day."""
-        day = int((until + day_offset_s) // 86400)
+        day = days.day(until)
         if day != self.occ_day:
             self.occ_day, self.busy_today_s, self.staffed_today_s = day, 0.0, 0.0
-        span = until - max(since, day * 86400 - day_offset_s)
+        span = until - max(since, days.start(until))
         if span > 0:
             self.staffed_today_s += span
             if activity == Activity.BUSY:
                 self.busy_today_s += span
 
-    def occupancy(self, now: float, day_offset_s: float = 0.0) -> float:
+    def occupancy(self, now: float, days: LocalDays = UTC_DAYS) -> float:
         """Today's occupancy (local day): busy over staffed time since midnight, the running activity included."""
-        day = int((now + day_offset_s) // 86400)
-        busy, staffed = (self.busy_today_s, self.staffed_today_s) if day == self.occ_day else (0.0, 0.0)
-        span = now - max(self.activity_since, day * 86400 - day_offset_s)
+        busy, staffed = (self.busy_today_s, self.staffed_today_s) if days.day(now) == self.occ_day else (0.0, 0.0)
+        span = now - max(self.activity_since, days.start(now))
         if span > 0 and self.activity in (Activity.BUSY, Activity.IDLE):
             staffed += span
             if self.activity == Activity.BUSY:

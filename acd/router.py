@@ -64,6 +64,7 @@ from acd.model import (
     SkillRequirement,
 )
 from acd.line_index import LineIndex, LineKey
+from acd.local_days import LocalDays
 from acd.reservations import NO_CHANNELS, Activity, AgentRuntime
 from acd.stats import DEFAULT_AHT_S, CenterStats
 from acd.strategies import choose
@@ -138,6 +139,7 @@ class Router:
         self._known_skills = frozenset(center.skills)
         self._merged: dict[tuple[str, tuple[SkillRequirement, ...]], tuple[SkillRequirement, ...]] = {}
         self.keep_finished = keep_finished
+        self.days = LocalDays(center.timezone, center.day_offset_s)  # where "today" begins, for today's counts
         self._out: list[Event] | None = None
         self._apply_table: dict[type[Event], Callable[[Any], None]] = {
             AgentLoggedIn: self._on_logged_in, AgentLoggedOut: self._on_logged_out,
@@ -493,7 +495,7 @@ class Router:
         """Book every agent's running activity up to `now` (for occupancy read-outs; no events)."""
         for a in self.agents.values():
             self.stats.agent_span(a.activity, a.activity_since, now)
-            a.clock(now, self.center.day_offset_s)
+            a.clock(now, self.days)
 
     def next_due(self) -> float | None:
         """When the next timer that can still do something fires.
@@ -736,7 +738,7 @@ class Router:
         a = self.agents[e.agent]
         a.promote_offer(c.id)
         a.rona_streak = 0
-        day = int((e.t + self.center.day_offset_s) // 86400)
+        day = self.days.day(e.t)
         if day != a.day:
             a.day, a.handled_today = day, 0
         a.handled_today += 1
@@ -904,7 +906,7 @@ class Router:
             if activity == Activity.BUSY:
                 a.busy_s += t - since
             a.staffed_s += t - since
-            a.book_today(activity, since, t, self.center.day_offset_s)
+            a.book_today(activity, since, t, self.days)
         a.activity_since = t
         presence = a.presence
         if presence is Presence.LOGGED_OUT:
@@ -1211,10 +1213,10 @@ class Router:
         queue = self.center.queues[c.queue]
         candidates = [self.agents[n] for n in names]
         # ranks run to len(linear_order) + agent count (see _linear_rank): the round-robin turn spans them all
-        offset = self.center.day_offset_s
+        days = self.days
         chosen = choose(queue, c, candidates, t, self._rr_last.get(queue.id, -1),
                         lambda a: self._linear_rank(queue.id, a), len(self.agents) + len(self._linear[queue.id]),
-                        today=int((t + offset) // 86400), day_offset_s=offset)
+                        today=days.day(t), days=days)
         # the agent gets the best contact they may take: usually `c`, but contacts that became takeable
         # at this same instant (several arrivals, declines ending together) may rank above it
         best = self._best_for(chosen, t) or c

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from typing import Callable, Sequence
 
+from acd.local_days import UTC_DAYS, LocalDays
 from acd.model import Contact, QueueConfig, Strategy
 from acd.reservations import AgentRuntime
 
@@ -21,10 +22,10 @@ def _idle_key(a: AgentRuntime) -> tuple[float, int]:
 
 def choose(queue: QueueConfig, contact: Contact, candidates: Sequence[AgentRuntime], now: float,
            rr_last: int, linear_rank: Callable[[AgentRuntime], int], agent_count: int,
-           today: int | None = None, day_offset_s: float = 0.0) -> AgentRuntime:
+           today: int | None = None, days: LocalDays = UTC_DAYS) -> AgentRuntime:
     """`agent_count` is the length of the round-robin turn (above every linear rank); `today` the
-    local day number, so yesterday's handled counts do not weigh on fewest_contacts; `day_offset_s`
-    places local midnight, from which least_occupied counts occupancy."""
+    local day number, so yesterday's handled counts do not weigh on fewest_contacts; `days` places
+    local midnight, from which least_occupied counts occupancy."""
     strategy = queue.strategy
     if len(candidates) == 1:
         return candidates[0]
@@ -39,7 +40,7 @@ def choose(queue: QueueConfig, contact: Contact, candidates: Sequence[AgentRunti
 
         return min(candidates, key=skill_key)
     if strategy is Strategy.LEAST_OCCUPIED:
-        return min(candidates, key=lambda a: (a.occupancy(now, day_offset_s), a.idle_since, a.order))
+        return min(candidates, key=lambda a: (a.occupancy(now, days), a.idle_since, a.order))
     if strategy is Strategy.FEWEST_CONTACTS:
         def handled(a: AgentRuntime) -> int:
             return a.handled_today if today is None or a.day == today else 0

@@ -7,6 +7,7 @@ sections (site, business hours, stations, numbers, users, public waits) by pydan
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from acd.model import CenterConfig
 if TYPE_CHECKING:
     from engine.telephony.dialplan import DialPlan
 
+SITE_ZONED = {"timezone", "day_offset_s"}  # centre fields a site file leaves to site.timezone
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
@@ -236,10 +238,13 @@ def parse_text(text: str, file: str = "<config>") -> SiteConfig:
     for key in data:
         if key not in CENTER_FIELDS and key not in engine_keys:
             problems.append(Problem(file, _line_of(root, [key]), str(key),
-                                    f"unknown section (allowed: {', '.join(sorted(CENTER_FIELDS | engine_keys))})"))
+                                    f"unknown section (allowed: {', '.join(sorted((CENTER_FIELDS - SITE_ZONED) | engine_keys))})"))
+    for key in sorted(SITE_ZONED & data.keys()):  # the centre's own say on local days: the site's zone decides
+        problems.append(Problem(file, _line_of(root, [key]), key,
+                                "local days follow site.timezone (daylight saving included); remove this"))
     center: CenterConfig | None = None
     try:
-        center = load_center({k: v for k, v in data.items() if k in CENTER_FIELDS})
+        center = load_center({k: v for k, v in data.items() if k in CENTER_FIELDS and k not in SITE_ZONED})
     except ConfigError as exc:
         for issue in exc.issues:
             problems.append(Problem(file, _line_of(root, _split_path(issue.path)), issue.path, issue.message))
@@ -274,6 +279,7 @@ def parse_text(text: str, file: str = "<config>") -> SiteConfig:
     if problems:
         raise ConfigFileError(problems)
     assert center is not None and engine is not None
+    center = dataclasses.replace(center, timezone=engine.site.timezone)  # "today" starts at local midnight
     return SiteConfig(path=Path(file), center=center, engine=engine, raw=data)
 
 

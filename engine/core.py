@@ -378,5 +378,6 @@ def _raw_of(center: CenterConfig) -> dict[str, Any]:
         "decline_retry_s": center.decline_retry_s,
         "not_ready_reasons": list(center.not_ready_reasons),
         "interval_s": center.interval_s,
-        "day_offset_s": center.day_offset_s,
+        # local days: the zone, or the fixed offset (the centre takes one or the other)
+        **({"timezone": center.timezone} if center.timezone else {"day_offset_s": center.day_offset_s}),
     }

@@ -45,7 +45,7 @@ def agent_view(router: Router, agent_id: str, station: str | None) -> dict[str, 
         "offers": sorted(a.offers),
         "contacts": sorted(a.work),
         "handled_today": a.handled_today,
-        "occupancy": a.occupancy(router.now, router.center.day_offset_s),  # today's (local day)
+        "occupancy": a.occupancy(router.now, router.days),  # today's (local day)
     }
 
 

@@ -66,23 +66,86 @@ def test_least_occupied_weighs_today_only_from_local_midnight(kit) -> None:
     # neither has worked today: the first call of the day goes to the longer idle, bob ...
     assert _serve(j, "c2", midnight + 3600.0, hold_for=1800.0) == "bob"  # 01:00-01:30
     # ... and now ann, with no work today, is the least occupied, though her whole-run occupancy is far higher
-    assert ann.occupancy(midnight + 7200.0, toronto) == 0.0
-    assert bob.occupancy(midnight + 7200.0, toronto) == 0.25  # 30 min of 2 h
+    days = j.router.days
+    assert ann.occupancy(midnight + 7200.0, days) == 0.0
+    assert bob.occupancy(midnight + 7200.0, days) == 0.25  # 30 min of 2 h
     assert ann.busy_s / ann.staffed_s > bob.busy_s / bob.staffed_s
     assert _serve(j, "c3", midnight + 7200.0) == "ann"
 
 
 def test_occupancy_today_splits_a_span_at_local_midnight() -> None:
+    from acd.local_days import UTC_DAYS
     from acd.model import AgentConfig
     from acd.reservations import Activity, AgentRuntime
 
     a = AgentRuntime(AgentConfig(id="ann"), 0)
-    a.book_today(Activity.BUSY, 86400 - 600.0, 86400 + 300.0, 0.0)  # 23:50 to 00:05, busy
+    a.book_today(Activity.BUSY, 86400 - 600.0, 86400 + 300.0, UTC_DAYS)  # 23:50 to 00:05, busy
     assert (a.occ_day, a.busy_today_s, a.staffed_today_s) == (1, 300.0, 300.0)  # only the 5 min after midnight
-    a.book_today(Activity.IDLE, 86400 + 300.0, 86400 + 900.0, 0.0)
+    a.book_today(Activity.IDLE, 86400 + 300.0, 86400 + 900.0, UTC_DAYS)
     assert (a.busy_today_s, a.staffed_today_s) == (300.0, 900.0)
-    a.book_today(Activity.IDLE, 2 * 86400 + 60.0, 2 * 86400 + 120.0, 0.0)  # the next day starts from nothing
+    a.book_today(Activity.IDLE, 2 * 86400 + 60.0, 2 * 86400 + 120.0, UTC_DAYS)  # the next day starts from nothing
     assert (a.occ_day, a.busy_today_s, a.staffed_today_s) == (2, 0.0, 60.0)
+
+
+def test_today_begins_at_local_midnight_in_the_centres_zone_summer_and_winter(kit) -> None:
+    """With a time zone, "today" follows the zone's midnight across daylight saving. In Toronto, bob
+    takes two calls in the evening and ann one at 23:30: at 00:30 it is a new day for both, so
+    fewest_contacts picks the longer idle, bob (were it still the same day, ann: 1 against 2). In January
+    (UTC-5) and July (UTC-4) alike; a fixed offset would be an hour off for half the year."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("America/Toronto")
+    j = kit.Journal(kit.make_center({"q": {"strategy": "fewest_contacts"}}, {"ann": {}, "bob": {}},
+                                    timezone="America/Toronto"))
+    r = j.router
+
+    def at(month: int, day: int, hour: int, minute: int = 0) -> float:
+        return datetime(2026, month, day, hour, minute, tzinfo=zone).timestamp()
+
+    j("login", "bob", at(1, 1, 8), ready=True)
+    j("login", "ann", at(1, 1, 8))
+    for month in (1, 7):
+        j("set_not_ready", "ann", at(month, 14, 19), "break")
+        assert _serve(j, f"b1-{month}", at(month, 14, 20)) == "bob"
+        assert _serve(j, f"b2-{month}", at(month, 14, 21)) == "bob"
+        j("set_ready", "ann", at(month, 14, 21, 30))
+        assert _serve(j, f"a-{month}", at(month, 14, 23, 30)) == "ann"  # none today against 2
+        # half past midnight: a new local day, nobody has handled anything; bob has been idle longer
+        assert _serve(j, f"n-{month}", at(month, 15, 0, 30)) == "bob"
+        assert r.days.day(at(month, 15, 0, 30)) == r.days.day(at(month, 14, 23, 30)) + 1
+        assert r.days.start(at(month, 15, 0, 30)) == at(month, 15, 0)
+    # the zone's midnights are an hour apart in UTC between winter and summer
+    assert at(1, 15, 0) % 86400 == 5 * 3600 and at(7, 15, 0) % 86400 == 4 * 3600
+
+
+def test_local_days_across_the_clock_changes() -> None:
+    """A day is 23 hours long when the clocks go forward and 25 when they go back; without a zone days
+    are a fixed offset from UTC, as before."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from acd.local_days import LocalDays
+
+    zone = ZoneInfo("America/Toronto")
+    days = LocalDays("America/Toronto")
+
+    def midnight(month: int, day: int) -> float:
+        return datetime(2026, month, day, tzinfo=zone).timestamp()
+
+    assert midnight(3, 9) - midnight(3, 8) == 23 * 3600  # 2026-03-08: clocks forward at 02:00
+    assert midnight(11, 2) - midnight(11, 1) == 25 * 3600  # 2026-11-01: clocks back at 02:00
+    for month, day in ((3, 8), (11, 1)):
+        start, end = midnight(month, day), midnight(month, day + 1)
+        for t in (start, start + 3 * 3600, end - 1):  # asked in and out of order: the kept bounds move
+            assert days.start(t) == start and days.day(t) == days.day(start)
+        assert days.day(end) == days.day(start) + 1 and days.start(end) == end
+        assert days.day(start - 1) == days.day(start) - 1
+    assert days.day(midnight(1, 1)) == (datetime(2026, 1, 1) - datetime(1970, 1, 1)).days
+    fixed = LocalDays(offset_s=-18000.0)
+    for t in (0.0, 18000.0, 86400.0 + 17999.0, 1.7e9):
+        assert fixed.day(t) == int((t - 18000) // 86400) and fixed.start(t) == fixed.day(t) * 86400 + 18000
+    assert LocalDays("America/Toronto") == days and hash(LocalDays("America/Toronto")) == hash(days)
 
 
 def test_round_robin_remembers_who_was_last_across_contacts(kit) -> None:
