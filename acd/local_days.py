@@ -18,7 +18,7 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 class LocalDays:
-    __slots__ = ("zone", "offset_s", "_start", "_end", "_day")
+    __slots__ = ("_day", "_end", "_start", "offset_s", "zone")
 
     def __init__(self, zone: str | None = None, offset_s: float = 0.0):
         self.zone = ZoneInfo(zone) if zone else None  # ZoneInfoNotFoundError for an unknown zone
