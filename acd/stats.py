@@ -98,7 +98,8 @@ class WaitEstimator:
         self.last_departure = now if still_waiting else None
 
     def answered(self, wait_s: float, told: Forecast | None = None) -> None:
-        """A caller was answered after `wait_s`; `told`: what they were told on joining the line."""
+        """A caller was answered after `wait_s`; `told`: their place and the forecasts on joining the line
+        (None when they never stood in line, or joined ahead of someone: then only Asterisk's average learns)."""
         self.asterisk_s = (3 * self.asterisk_s + wait_s) / 4
         if told is None:
             return
