@@ -1,9 +1,9 @@
 """A queue's line in service order, for answering "what place is this caller?" by bisection.
 
 The router changes its lines on every decision but is asked for a place less often (a position announcement,
-an API read; the simulator's score of what a caller who jumped the line was told). So routing only notes each change (one
-append, and nothing at all while nobody has asked), and the sorted index catches up when a place is asked
-for. If nobody asks for a while, the notes are dropped and the next ask rebuilds the index from the line:
+an API read; the simulator's score of what a caller who jumped the line was told). So routing only notes
+each change (one append, and nothing at all while nobody has asked), and the sorted index catches up when
+a place is asked for. If nobody asks for a while, the notes are dropped and the next ask rebuilds the index from the line:
 memory stays bounded. The index is a plain sorted list: an ask is a bisection (O(log n)); catching up on
 a change is a bisection and one shift of the list's pointer array, which is C memmove and cheaper up to
 tens of thousands in line than a balanced structure's interpreted bookkeeping. The index is a cache: not

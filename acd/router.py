@@ -532,7 +532,8 @@ class Router:
         if c.state is not ContactState.QUEUED or rc is None:
             return None
         line = self._waiting[c.queue]
-        return 1 + rc.line.ahead_of(c.line_key, lambda: (w.line_key for w in line.values() if w.route_class is not None))
+        return 1 + rc.line.ahead_of(c.line_key,
+                                    lambda: (w.line_key for w in line.values() if w.route_class is not None))
 
     def in_line(self, queue: str) -> int:
         """Contacts waiting in the queue's line, not yet offered (a caller joining now is told place in_line + 1)."""
@@ -546,9 +547,7 @@ class Router:
     def free_to_serve(self, queue: str, channel: Channel) -> int:
         """Ready agents with a slot free on `channel` who serve the queue at its base ring: a contact joining
         now, with nobody in line, would be offered at once."""
-        free = self._free[_channel(channel)]
-        base = self._base_agents(self._queue(queue).id)
-        return len(free & base) if len(free) < len(base) else len(base & free)
+        return len(self._free[_channel(channel)] & self._base_agents(self._queue(queue).id))
 
     def expected_wait(self, queue: str, position: int) -> float:
         """Expected seconds until the contact at `position` (1-based) is answered."""
@@ -672,8 +671,7 @@ class Router:
         # place is known for free when it joins at the end of the line; one whose priority (or an age kept
         # from elsewhere) put it ahead of someone teaches nothing: its place would cost keeping the line's
         # index up on every change, and told the end of the line it would teach too short a wait per place
-        rc = c.route_class
-        if rc is not None and c.line_key == rc.line.tail:
+        if c.line_key == c.route_class.line.tail:
             place = self._queued[c.queue]
             estimator = self.stats.queues[c.queue].estimator
             c.told = (c.queue, place, estimator.forecasts(place, self._fallback_gap(c.queue)))
@@ -1205,7 +1203,7 @@ class Router:
     def _match_contact(self, c: Contact, t: float) -> None:
         rc = c.route_class
         free = self._free[c.channel]
-        names = rc.agents & free if len(rc.agents) < len(free) else free & rc.agents
+        names = rc.agents & free  # (set intersection walks the smaller of the two itself)
         if c.declined_by:
             names = names - {a for a, until in c.declined_by.items() if until > t}
         if not names:
@@ -1213,10 +1211,9 @@ class Router:
         queue = self.center.queues[c.queue]
         candidates = [self.agents[n] for n in names]
         # ranks run to len(linear_order) + agent count (see _linear_rank): the round-robin turn spans them all
-        days = self.days
         chosen = choose(queue, c, candidates, t, self._rr_last.get(queue.id, -1),
                         lambda a: self._linear_rank(queue.id, a), len(self.agents) + len(self._linear[queue.id]),
-                        today=days.day(t), days=days)
+                        days=self.days)
         # the agent gets the best contact they may take: usually `c`, but contacts that became takeable
         # at this same instant (several arrivals, declines ending together) may rank above it
         best = self._best_for(chosen, t) or c

@@ -71,7 +71,8 @@ class WaitEstimator:
       busy queue with many agents; but it samples only while a line stands, so on a small queue whose
       agents also serve others it overestimates the wait of a caller who finds little or no line.
     - place: the wait per place in line that callers of this queue really had (wait / place on joining,
-      smoothed over the answered ones), times the position. It learns from every caller who queued.
+      smoothed over the answered ones), times the position. It learns from every caller who joined at the
+      end of the line (one who jumped ahead of others would need the line's index to know their place).
     - asterisk: Asterisk's holdtime, `(3*old + new)/4` over every answer. Kept apart as `asterisk_s`, too,
       so simulations can show how far it lands from the real waits.
     The forecasts a caller got on joining are scored when they are answered (smoothed absolute error per

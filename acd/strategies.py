@@ -22,10 +22,9 @@ def _idle_key(a: AgentRuntime) -> tuple[float, int]:
 
 def choose(queue: QueueConfig, contact: Contact, candidates: Sequence[AgentRuntime], now: float,
            rr_last: int, linear_rank: Callable[[AgentRuntime], int], agent_count: int,
-           today: int | None = None, days: LocalDays = UTC_DAYS) -> AgentRuntime:
-    """`agent_count` is the length of the round-robin turn (above every linear rank); `today` the
-    local day number, so yesterday's handled counts do not weigh on fewest_contacts; `days` places
-    local midnight, from which least_occupied counts occupancy."""
+           days: LocalDays = UTC_DAYS) -> AgentRuntime:
+    """`agent_count` is the length of the round-robin turn (above every linear rank); `days` places local
+    midnight, so yesterday's handled contacts (fewest_contacts) and occupancy (least_occupied) do not weigh."""
     strategy = queue.strategy
     if len(candidates) == 1:
         return candidates[0]
@@ -42,8 +41,10 @@ def choose(queue: QueueConfig, contact: Contact, candidates: Sequence[AgentRunti
     if strategy is Strategy.LEAST_OCCUPIED:
         return min(candidates, key=lambda a: (a.occupancy(now, days), a.idle_since, a.order))
     if strategy is Strategy.FEWEST_CONTACTS:
+        today = days.day(now)
+
         def handled(a: AgentRuntime) -> int:
-            return a.handled_today if today is None or a.day == today else 0
+            return a.handled_today if a.day == today else 0
 
         return min(candidates, key=lambda a: (handled(a), a.idle_since, a.order))
     if strategy is Strategy.ROUND_ROBIN:

@@ -101,12 +101,11 @@ def _statuses(op: dict[str, Any], method: str) -> set[int]:
 
 def _problems(op: dict[str, Any], method: str) -> None:
     responses = op.setdefault("responses", {})
-    problem = {"content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
     for status in sorted(_statuses(op, method)):
         entry = responses.setdefault(str(status), {"description": WHY[status]})
         if status == 422:
             entry["description"] = WHY[422]
-        entry.update(problem)
+        entry.update(_problem_content())
 
 
 def _open311(op: dict[str, Any], method: str) -> None:
@@ -118,5 +117,8 @@ def _open311(op: dict[str, Any], method: str) -> None:
     for status in (400, 403, 404, 503):
         responses[str(status)] = {"description": WHY[status], **errors}
     if method == "post":  # the body limit refuses before the route: an RFC 9457 problem like the API's
-        responses["413"] = {"description": WHY[413],
-                            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        responses["413"] = {"description": WHY[413], **_problem_content()}
+
+
+def _problem_content() -> dict[str, Any]:
+    return {"content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
