@@ -115,6 +115,10 @@ class AgentRuntime:
             if activity == Activity.BUSY:
                 self.busy_today_s += span
 
+    def handled_on(self, day: int) -> int:
+        """Contacts answered on local day `day`: the count is reset only at the day's first answer."""
+        return self.handled_today if self.day == day else 0
+
     def occupancy(self, now: float, days: LocalDays = UTC_DAYS) -> float:
         """Today's occupancy (local day): busy over staffed time since midnight, the running activity included."""
         busy, staffed = (self.busy_today_s, self.staffed_today_s) if days.day(now) == self.occ_day else (0.0, 0.0)

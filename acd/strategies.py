@@ -42,11 +42,7 @@ def choose(queue: QueueConfig, contact: Contact, candidates: Sequence[AgentRunti
         return min(candidates, key=lambda a: (a.occupancy(now, days), a.idle_since, a.order))
     if strategy is Strategy.FEWEST_CONTACTS:
         today = days.day(now)
-
-        def handled(a: AgentRuntime) -> int:
-            return a.handled_today if a.day == today else 0
-
-        return min(candidates, key=lambda a: (handled(a), a.idle_since, a.order))
+        return min(candidates, key=lambda a: (a.handled_on(today), a.idle_since, a.order))
     if strategy is Strategy.ROUND_ROBIN:
         # the next agent after the one this queue offered to last, in hunt order, wrapping round
         n = max(agent_count, 1)

@@ -44,7 +44,7 @@ def agent_view(router: Router, agent_id: str, station: str | None) -> dict[str, 
         "station": station,
         "offers": sorted(a.offers),
         "contacts": sorted(a.work),
-        "handled_today": a.handled_today,
+        "handled_today": a.handled_on(router.days.day(router.now)),  # yesterday's count is not today's
         "occupancy": a.occupancy(router.now, router.days),  # today's (local day)
     }
 

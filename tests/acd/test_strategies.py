@@ -204,6 +204,23 @@ def test_fewest_contacts_starts_from_zero_each_day(kit) -> None:
     assert _serve(j, "d2", day2 + 10) == "bob"
 
 
+def test_contacts_today_reads_zero_on_a_new_day_before_the_first_answer(kit) -> None:
+    """What the desk and the supervisor show as "contacts today": yesterday's count is gone at midnight,
+    not when the agent answers their first contact of the new day."""
+    from engine.api.views import agent_view
+
+    j = kit.Journal(_center(kit, "fewest_contacts", {"ann": {}}))
+    _login_all(j, "ann")
+    for i in range(3):
+        _serve(j, f"c{i}", 10.0 + 10 * i)
+    assert agent_view(j.router, "ann", None)["handled_today"] == 3
+    j.router.tick(86400.0 + 5)  # the clock passes midnight; ann has answered nothing yet today
+    assert j.router.agents["ann"].handled_today == 3  # the raw counter waits for the day's first answer
+    assert agent_view(j.router, "ann", None)["handled_today"] == 0
+    _serve(j, "d1", 86400.0 + 60)
+    assert agent_view(j.router, "ann", None)["handled_today"] == 1
+
+
 def test_linear_hunts_in_the_configured_order(kit) -> None:
     j = kit.Journal(_center(kit, "linear", linear_order=["cy", "ann", "bob"]))
     _login_all(j, "ann", "bob", "cy")
