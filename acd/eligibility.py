@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
-from acd.model import MIN_LEVEL, AgentConfig, CenterConfig, QueueConfig, SkillRequirement
+from acd.model import MIN_LEVEL, AgentConfig, CenterConfig, QueueConfig, SkillRequirement, value_reduce
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,6 +13,9 @@ class RingRule:
     requirements: tuple[SkillRequirement, ...]  # sorted, one per skill
     groups: frozenset[str]  # empty: any agent
     overflow: tuple["RingRule", ...] = ()  # base rules of overflow queues: serving those is enough
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return value_reduce(self)
 
 
 def merge_requirements(*parts: Iterable[SkillRequirement]) -> tuple[SkillRequirement, ...]:

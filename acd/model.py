@@ -8,7 +8,25 @@ from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
+from types import MemberDescriptorType
 from typing import Any, Mapping
+
+
+# Pickling (engine snapshots) that works compiled (acd/native.py) as well as pure: a class compiled by
+# mypyc runs its __init__ whenever an object is made, unpickling included, so pickle's default (make an
+# object without arguments, then fill it in) fails where __init__ takes arguments, and a frozen class
+# cannot be filled in at all.
+def value_reduce(value: Any) -> tuple[Any, tuple[Any, ...]]:
+    """A frozen dataclass pickles as a call of its constructor with every field."""
+    return type(value), tuple(getattr(value, f.name) for f in fields(value))
+
+
+def pickled(obj: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A runtime object pickles as a call of its constructor with `args`, then its state set over it (the
+    object exists before its state is pickled, so references back to it, as a contact's to its route
+    class and the class's to its contacts, are kept)."""
+    return type(obj), args, obj.__getstate__()
+
 
 MIN_LEVEL = 1
 MAX_LEVEL = 10
@@ -32,6 +50,8 @@ def fast_frozen_init(cls: type[Any]) -> None:
         else:
             params.append(f.name)
         slot = next(k.__dict__[f.name] for k in cls.__mro__ if f.name in k.__dict__)  # may be a base's
+        if type(slot) is not MemberDescriptorType:
+            return  # a class compiled by mypyc (see acd/native.py): its fields are not plain slots
         env[f"_s_{f.name}"] = slot.__set__
         body.append(f"    _s_{f.name}(self, {f.name})")
     source = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body) + "\n"
@@ -112,6 +132,9 @@ class SkillRequirement:
     skill: str
     min_level: int = MIN_LEVEL
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return value_reduce(self)
+
 
 fast_frozen_init(SkillRequirement)
 
@@ -128,6 +151,9 @@ class RoutingStep:
     level_drop: int = 0
     add_groups: tuple[str, ...] = ()
     overflow_queues: tuple[str, ...] = ()  # agents serving these queues may take it, skills aside
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return value_reduce(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +175,9 @@ class QueueConfig:
     random_seed: int = 0
     linear_order: tuple[str, ...] = ()  # agent ids in hunt order; default is configuration order
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return value_reduce(self)
+
 
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
@@ -157,6 +186,9 @@ class AgentConfig:
     skills: Mapping[str, int] = field(default_factory=dict)
     capacity: Mapping[Channel, int] = field(default_factory=lambda: {Channel.VOICE: 1})
     groups: tuple[str, ...] = ()
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return value_reduce(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +210,9 @@ class CenterConfig:
     day_offset_s: float = 0.0
     timezone: str | None = None
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return value_reduce(self)
+
 
 @dataclass(frozen=True, slots=True)
 class ContactSpec:
@@ -192,6 +227,9 @@ class ContactSpec:
     preferred_agent: str | None = None
     enqueued_at: float | None = None  # age carried from before (IVR time, an earlier queue)
     schedule_at: float | None = None  # a scheduled callback enters the queue then
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return value_reduce(self)
 
 
 fast_frozen_init(ContactSpec)  # one per arrival, in the routing benchmark's and the simulator's loops
@@ -230,6 +268,10 @@ class Contact:
     route_class: Any = None
     heap_token: int = 0
     line_key: tuple[float, float, int] | None = None  # its place key in its queue's line, while in a class
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return pickled(self, (self.id, self.queue, self.channel, self.requirements, self.own_requirements,
+                              self.priority, self.attributes, self.enqueued_at, self.seq))
 
     def waited(self, now: float) -> float:
         return now - self.enqueued_at

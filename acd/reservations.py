@@ -7,28 +7,36 @@ exactly like work does, until it is accepted or missed.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
+from typing import Any, Final
 
 from acd.local_days import UTC_DAYS, LocalDays
-from acd.model import AgentConfig, AgentState, Channel, ContactState, Presence
+from acd.model import AgentConfig, AgentState, Channel, ContactState, Presence, pickled
 
 
 class Activity:
     """Coarse time buckets for occupancy: busy (any work or offer), idle (ready, nothing), away."""
 
-    BUSY = "busy"
-    IDLE = "idle"
-    AWAY = "away"  # not ready
-    OFF = "off"  # logged out
+    BUSY: Final = "busy"
+    IDLE: Final = "idle"
+    AWAY: Final = "away"  # not ready
+    OFF: Final = "off"  # logged out
 
 
 NO_CHANNELS: frozenset[Channel] = frozenset()
 
 
+# what an agent's runtime carries beyond its configuration: kept across a configuration reload
+STATE_FIELDS: Final = ("presence", "reason", "load", "offers", "work", "idle_since", "rona_streak", "day",
+                       "handled_today", "busy_s", "staffed_s", "activity", "activity_since", "occ_day",
+                       "busy_today_s", "staffed_today_s")
+
+
 class AgentRuntime:
-    __slots__ = ("cfg", "id", "order", "presence", "reason", "load", "offers", "work", "idle_since",
-                 "rona_streak", "day", "handled_today", "busy_s", "staffed_s", "activity", "activity_since",
-                 "free", "full", "occ_day", "busy_today_s", "staffed_today_s")
+    __slots__ = ("cfg", "id", "order", "free", "full", *STATE_FIELDS)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return pickled(self, (self.cfg, self.order))
 
     def __init__(self, cfg: AgentConfig, order: int):
         self.cfg = cfg

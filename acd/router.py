@@ -47,6 +47,8 @@ from acd.events import (
     OfferMissed,
     WrapUpCompleted,
 )
+from acd.line_index import LineIndex, LineKey
+from acd.local_days import LocalDays
 from acd.model import (
     FINAL_STATES,
     MAX_LEVEL,
@@ -62,10 +64,9 @@ from acd.model import (
     Presence,
     QueueConfig,
     SkillRequirement,
+    pickled,
 )
-from acd.line_index import LineIndex, LineKey
-from acd.local_days import LocalDays
-from acd.reservations import NO_CHANNELS, Activity, AgentRuntime
+from acd.reservations import NO_CHANNELS, STATE_FIELDS, Activity, AgentRuntime
 from acd.stats import DEFAULT_AHT_S, CenterStats
 from acd.strategies import choose
 
@@ -74,6 +75,9 @@ class RouteClass:
     """Waiting contacts that share a queue, channel, ring rule and agent restriction."""
 
     __slots__ = ("key", "queue", "channel", "rule", "restrict", "boost", "heap", "size", "agents", "line")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return pickled(self, (self.key, self.queue, self.channel, self.rule, self.restrict, self.line))
 
     def __init__(self, key: tuple[Any, ...], queue: QueueConfig, channel: Channel, rule: RingRule,
                  restrict: str | None, line: LineIndex):
@@ -105,6 +109,9 @@ _WIDEN, _RESTRICT, _OFFER, _WRAP, _CALLBACK, _RETRY = range(6)
 
 
 class Router:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return pickled(self, (self.center,))
+
     def __init__(self, center: CenterConfig, *, keep_finished: int = 10_000):
         self.center = center
         self.now = float("-inf")
@@ -198,9 +205,8 @@ class Router:
         for aid, old in self.agents.items():
             if aid in new.agents:
                 fresh = new.agents[aid]
-                for name in AgentRuntime.__slots__:
-                    if name not in ("cfg", "id", "order", "free", "full"):
-                        setattr(fresh, name, getattr(old, name))
+                for name in STATE_FIELDS:
+                    setattr(fresh, name, getattr(old, name))
         new._timers = list(self._timers)
         new._retries = list(self._retries)
         for c in self.contacts.values():

@@ -11,8 +11,10 @@ Short abandons (under the queue's threshold) are counted apart and left out of a
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Final
+
+from acd.model import pickled
 
 DEFAULT_AHT_S = 180.0
 
@@ -35,7 +37,7 @@ class IntervalCounters:
     ronas: int = 0
 
     def add(self, other: "IntervalCounters") -> None:
-        for name in self.__slots__:
+        for name in COUNTER_FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def report(self) -> dict[str, Any]:
@@ -44,6 +46,9 @@ class IntervalCounters:
         data["aht_s"] = (self.talk_s + self.hold_s + self.wrap_s) / self.handled if self.handled else None
         data.update(service_levels(self))
         return data
+
+
+COUNTER_FIELDS: Final = tuple(f.name for f in fields(IntervalCounters))
 
 
 def service_levels(c: IntervalCounters) -> dict[str, float | None]:
@@ -128,12 +133,16 @@ class WaitEstimator:
         """The three forecasts (as `forecasts` gives them) weighed by how close each came lately."""
         if self.errors is None:
             return forecasts[0]
-        weights = [1.0 / (e + 1.0) ** 2 for e in self.errors]
-        return sum(w * f for w, f in zip(weights, forecasts)) / sum(weights)
+        w_gap, w_place, w_asterisk = (1.0 / (e + 1.0) ** 2 for e in self.errors)
+        f_gap, f_place, f_asterisk = forecasts
+        return (w_gap * f_gap + w_place * f_place + w_asterisk * f_asterisk) / (w_gap + w_place + w_asterisk)
 
 
 class QueueStats:
     __slots__ = ("threshold_s", "intervals", "estimator", "aht_s")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return pickled(self, (self.threshold_s,))
 
     def __init__(self, threshold_s: float):
         self.threshold_s = threshold_s
@@ -153,6 +162,9 @@ class QueueStats:
 
 class CenterStats:
     """All queues' counters plus the agents' busy and staffed time per interval (occupancy)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return pickled(self, ({}, self.interval_s))
 
     def __init__(self, thresholds: dict[str, float], interval_s: float):
         self.interval_s = interval_s

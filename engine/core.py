@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
+from acd import native
 from acd.errors import ConfigError
 from acd.events import (
     EVENT_TYPES,
@@ -39,7 +40,9 @@ from engine.store.writer import JournalWriter
 
 log = logging.getLogger("switchboard.core")
 
-SNAPSHOT_FORMAT = "router-pickle-6"  # bump when the router's pickled shape changes (old ones: full replay)
+# bump when the router's pickled shape changes (old ones: full replay); a compiled build and the pure one
+# pickle differently, so each replays the other's snapshots rather than load them
+SNAPSHOT_FORMAT = f"router-pickle-7-{native.FLAVOUR}"
 
 
 @dataclass(frozen=True, slots=True)

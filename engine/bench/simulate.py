@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from acd import native
 from acd.scenario import Scenario, load_scenario
 from acd.simulate import simulate
 
@@ -136,6 +137,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "model": {"arrivals_per_hour": model.arrivals_per_hour, "aht_s": model.aht_s, "agents": model.agents,
                   "threshold_s": model.threshold_s, "hours": args.hours},
         "clock": args.clock,
+        "core": native.build(),  # compiled (mypyc) or pure Python, and why
         "contacts": ours.contacts,
         "contacts_per_s": round(ours_rate, 1),
         "ciw_contacts_per_s": round(ciw_rate, 1),

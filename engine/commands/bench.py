@@ -101,6 +101,7 @@ def _routing_text(r: dict[str, Any]) -> str:
     lines = [
         (f"routing: {r['agents']} agents, {r['skills']} skills, {r['queues']} queues, {r['waiting']} waiting "
          f"(seed {r['seed']}, {r['clock']} clock)"),
+        f"  core: {r['core']}",
         (f"  router    {r['decisions_per_s']:>10,.0f} decisions/s   p50 {r['p50_us']:>8.1f} us   "
          f"p99 {r['p99_us']:>8.1f} us   ({r['decisions']} decisions)"),
         (f"  baseline  {r['baseline_decisions_per_s']:>10,.0f} decisions/s   p50 {r['baseline_p50_us']:>8.1f} us   "

@@ -27,7 +27,7 @@ from acd import events as ev
 from acd.config import load_center
 from acd.model import FINAL_STATES, CenterConfig, Channel, ContactSpec, ContactState, Presence
 from acd.router import Router
-from acd.stats import IntervalCounters
+from acd.stats import COUNTER_FIELDS
 from engine.store import StoreConflict, StoreNotMigrated, StoreUnavailable
 from engine.store.migrate import current_revision, head_revision
 from engine.store.models import AgentStateChange, Base, ContactRow, JournalEntry
@@ -631,7 +631,7 @@ def test_interval_stats_upsert(store: Store) -> None:
     assert {(r["queue"], r["interval_start"]) for r in rows} == set(expected)
     for r in rows:
         want = expected[(r["queue"], r["interval_start"])]
-        for name in IntervalCounters.__slots__:
+        for name in COUNTER_FIELDS:
             assert r[name] == want[name], name
         assert r["report"]["sl_answered"] == want["sl_answered"]
     # the interval fills up: the same key is replaced, not duplicated
