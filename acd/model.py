@@ -235,7 +235,7 @@ class ContactSpec:
 fast_frozen_init(ContactSpec)  # one per arrival, in the routing benchmark's and the simulator's loops
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # repr, eq and fields from the dataclass; the constructor is below
 class Contact:
     id: str
     queue: str
@@ -246,28 +246,59 @@ class Contact:
     attributes: dict[str, Any]
     enqueued_at: float  # original age; kept across RONA, widening, transfer and callback
     seq: int  # arrival order: the last tie-break, so equal contacts stay first-in first-out
-    state: ContactState = ContactState.QUEUED
-    ring: int = 0  # 0 is the queue's base requirement; n is after steps[n-1]
-    restrict_to: str | None = None  # preferred or transferred-to agent
-    restrict_until: float | None = None
-    agent: str | None = None
-    offer_deadline: float | None = None
-    offers: int = 0
-    declined_by: dict[str, float] = field(default_factory=dict)  # agent -> until when they are skipped
-    first_answered_at: float | None = None
-    answered_at: float | None = None
-    hold_started: float | None = None
-    hold_s: float = 0.0
-    talk_s: float = 0.0
-    ended_at: float | None = None
-    wrap_up_code: str | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
+    state: ContactState
+    ring: int  # 0 is the queue's base requirement; n is after steps[n-1]
+    restrict_to: str | None  # preferred or transferred-to agent
+    restrict_until: float | None
+    agent: str | None
+    offer_deadline: float | None
+    offers: int
+    declined_by: dict[str, float]  # agent -> until when they are skipped
+    first_answered_at: float | None
+    answered_at: float | None
+    hold_started: float | None
+    hold_s: float
+    talk_s: float
+    ended_at: float | None
+    wrap_up_code: str | None
+    history: list[dict[str, Any]]
     # the wait forecast it got on joining its queue, scored when it is answered: (queue, place, forecasts)
-    told: tuple[str, int, tuple[float, float, float]] | None = None
+    told: tuple[str, int, tuple[float, float, float]] | None
     # heap bookkeeping, private to the router
-    route_class: Any = None
-    heap_token: int = 0
-    line_key: tuple[float, float, int] | None = None  # its place key in its queue's line, while in a class
+    route_class: Any
+    heap_token: int
+    line_key: tuple[float, float, int] | None  # its place key in its queue's line, while in a class
+
+    def __init__(self, id: str, queue: str, channel: Channel, requirements: tuple[SkillRequirement, ...],
+                 own_requirements: tuple[SkillRequirement, ...], priority: int, attributes: dict[str, Any],
+                 enqueued_at: float, seq: int, state: ContactState = ContactState.QUEUED) -> None:
+        # written out, not the dataclass's: compiled (acd/native.py), this one runs as C, the dataclass's
+        # as Python, and a contact is made per arrival
+        self.id = id
+        self.queue = queue
+        self.channel = channel
+        self.requirements = requirements
+        self.own_requirements = own_requirements
+        self.priority = priority
+        self.attributes = attributes
+        self.enqueued_at = enqueued_at
+        self.seq = seq
+        self.state = state
+        self.ring = 0
+        self.restrict_to = self.restrict_until = None
+        self.agent = None
+        self.offer_deadline = None
+        self.offers = 0
+        self.declined_by = {}
+        self.first_answered_at = self.answered_at = self.hold_started = None
+        self.hold_s = self.talk_s = 0.0
+        self.ended_at = None
+        self.wrap_up_code = None
+        self.history = []
+        self.told = None
+        self.route_class = None
+        self.heap_token = 0
+        self.line_key = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         return pickled(self, (self.id, self.queue, self.channel, self.requirements, self.own_requirements,
