@@ -132,6 +132,11 @@ class SkillRequirement:
     skill: str
     min_level: int = MIN_LEVEL
 
+    def __hash__(self) -> int:
+        # the dataclass's own, written out so that compiled it runs as C: requirements are part of the keys
+        # the router looks up on every arrival
+        return hash((self.skill, self.min_level))
+
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return value_reduce(self)
 

@@ -27,6 +27,7 @@ the router's, one for one: that is checked here on every run and in tests/bench.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
 import random
@@ -503,6 +504,8 @@ def run_routing(*, agents: int, skills: int, waiting: int, decisions: int, seed:
                 progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """The router at `waiting`, the baseline on the same workload, and both at each `scaling` size."""
     center = build_center(agents, skills, seed)
+    gc.collect()
+    gc.freeze()  # what is loaded so far stays, as `switchboard serve` does before it serves
     warmup = min(1000, decisions // 10)
     tick = CLOCKS[clock]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -53,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_config=log_config,
                             ws_max_size=65536, timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
+    # what start-up loaded (modules, site, app) lives as long as the process: out of the collector's way, a
+    # full collection walks only what runs (in the routing benchmark, walking the loaded modules each time
+    # made pauses of 90-120 ms and cost 15% of the decisions per second)
+    gc.collect()
+    gc.freeze()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
