@@ -37,9 +37,8 @@ def _built(package_dir: Path) -> list[str]:
             if any((package_dir / f"{name}{suffix}").exists() for suffix in importlib.machinery.EXTENSION_SUFFIXES)]
 
 
-def _why_not_compiled(package_dir: Path) -> str | None:
-    """None when the compiled build may be used, else the reason it is not."""
-    built = _built(package_dir)
+def _why_not_compiled(package_dir: Path, built: list[str]) -> str | None:
+    """None when the compiled build may be used, else the reason it is not; `built`: what _built found."""
     if not built:
         return "not compiled (no C compiler at install, or installed pure)"
     if os.environ.get(PURE_ENV):
@@ -69,8 +68,9 @@ class _SourceFirst(importlib.abc.MetaPathFinder):
 
 
 def _select() -> str | None:
-    reason = _why_not_compiled(PACKAGE_DIR)
-    if reason is not None and _built(PACKAGE_DIR):
+    built = _built(PACKAGE_DIR)
+    reason = _why_not_compiled(PACKAGE_DIR, built)
+    if reason is not None and built:
         if not os.environ.get(PURE_ENV):
             warnings.warn(f"acd: running the routing core as pure Python: {reason}", RuntimeWarning, stacklevel=3)
         sys.meta_path.insert(0, _SourceFirst())
@@ -91,7 +91,3 @@ def compiled() -> bool:
 def build() -> str:
     """What runs: "compiled (mypyc)" or "pure Python (<why>)", as the benchmarks report it."""
     return "compiled (mypyc)" if compiled() else f"pure Python ({PURE_REASON or 'not compiled'})"
-
-
-# a pickled router loads only into the build that made it (mypyc classes pickle by their own rules)
-FLAVOUR = "mypyc" if _built(PACKAGE_DIR) and PURE_REASON is None else "pure"
