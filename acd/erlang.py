@@ -250,6 +250,9 @@ def erlang_a(arrivals_per_hour: float, aht_s: float, agents: int, threshold_s: f
 
     answered_share = 1.0 - abandoned
     within = p_immediate + answered_in_time
+    # (answered + abandoned after T) is at most everyone; summed in floats it can pass 1 by an ulp, and
+    # this service level would then fall below the one over everyone offered
+    counted = min(answered_share + abandoned_after, 1.0)
     return StaffingResult(
         agents=agents,
         prob_wait=min(prob_wait, 1.0),
@@ -259,7 +262,7 @@ def erlang_a(arrivals_per_hour: float, aht_s: float, agents: int, threshold_s: f
         abandon_rate=abandoned,
         traffic_erlangs=traffic,
         sl_answered=min(within / answered_share, 1.0),
-        sl_abandoned_after_t=min(within / (answered_share + abandoned_after), 1.0),
+        sl_abandoned_after_t=min(within / counted, 1.0),
         mean_wait_s=mean_wait,
     )
 
