@@ -20,9 +20,9 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
-# the routing core proper. Events stay interpreted: compiled, a frozen dataclass is still built by the
-# dataclass's Python __init__ (measured no faster), and the engine subclasses Event
-COMPILED = ("model", "eligibility", "local_days", "line_index", "reservations", "stats", "strategies", "router")
+# the routing core proper, with the events it makes
+COMPILED = ("model", "eligibility", "local_days", "line_index", "reservations", "stats", "strategies", "events",
+            "timers", "router")
 BUILD_RECORD = "native-build.json"
 PURE_ENV = "SWITCHBOARD_PURE_PYTHON"
 PACKAGE_DIR = Path(__file__).resolve().parent

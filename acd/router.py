@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import heapq
+import math
 from collections import defaultdict, deque
 from typing import Any, Callable, Iterable, Iterator
 
@@ -69,6 +70,31 @@ from acd.model import (
 from acd.reservations import NO_CHANNELS, STATE_FIELDS, Activity, AgentRuntime
 from acd.stats import DEFAULT_AHT_S, CenterStats
 from acd.strategies import choose
+from acd.timers import Timer, Timers
+
+
+class Place:
+    """A contact's place in a route class's heap: its line key when it entered, and the token that tells
+    this entry from a later one of the same contact (an entry left behind when it leaves is stale)."""
+
+    __slots__ = ("rank", "at", "seq", "token", "contact")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Place, (self.rank, self.at, self.seq, self.token, self.contact)
+
+    def __init__(self, rank: float, at: float, seq: int, token: int, contact: Contact) -> None:
+        self.rank = rank  # ageing priority (`_aged`)
+        self.at = at  # original age
+        self.seq = seq  # arrival
+        self.token = token
+        self.contact = contact
+
+    def __lt__(self, other: Place) -> bool:
+        if self.rank != other.rank:
+            return self.rank < other.rank
+        if self.at != other.at:
+            return self.at < other.at
+        return self.seq < other.seq
 
 
 class RouteClass:
@@ -87,7 +113,7 @@ class RouteClass:
         self.rule = rule
         self.restrict = restrict
         self.boost = queue.priority_boost_per_s
-        self.heap: list[tuple[float, float, int, int, str, Contact]] = []
+        self.heap: list[Place] = []
         self.size = 0
         self.agents: set[str] = set()
         self.line = line  # the queue's line index (position()), which contacts entering and leaving keep up
@@ -99,9 +125,14 @@ def _channel(value: Any) -> Channel:
 
 
 def _line_key(boost: float, c: Contact) -> LineKey:
-    # service order: ageing priority (rounded, so that equal ones tie exactly and age decides whatever
-    # the float noise), then original age, then arrival. Independent of the clock: it never flips.
-    return (round(boost * c.enqueued_at - c.priority, 9), c.enqueued_at, c.seq)
+    # service order: ageing priority, then original age, then arrival. Independent of the clock: never flips.
+    return (_aged(boost, c), c.enqueued_at, c.seq)
+
+
+def _aged(boost: float, c: Contact) -> float:
+    # the ageing priority as a rank (lower first), to a billionth so that equal ones tie exactly and age
+    # decides whatever the float noise; as round(x, 9) does, without its trip through a decimal string
+    return math.floor((boost * c.enqueued_at - c.priority) * 1e9 + 0.5) / 1e9
 
 
 # timer kinds
@@ -123,11 +154,11 @@ class Router:
         self._agent_classes: dict[str, dict[Channel, list[RouteClass]]] = {a: {} for a in self.agents}
         self._free: dict[Channel, set[str]] = {ch: set() for ch in Channel}
         self._waiting: dict[str, dict[str, Contact]] = {q: {} for q in center.queues}
-        self._timers: list[tuple[float, int, int, str, float]] = []
+        self._timers = Timers()
         # ends of declines, apart: every command releases those due, not only tick, because a command
         # that comes late for its timers must not pass over a contact the agent may now take again
-        self._retries: list[tuple[float, int, int, str, float]] = []
-        self._timer_seq = 0
+        self._retries = Timers()
+        self._timer_seq = 0  # timers set so far, of both kinds (equal due times: the first set fires first)
         self._arrivals = 0
         self._token = 0
         self._rr_last: dict[str, int] = {}
@@ -207,8 +238,8 @@ class Router:
                 fresh = new.agents[aid]
                 for name in STATE_FIELDS:
                     setattr(fresh, name, getattr(old, name))
-        new._timers = list(self._timers)
-        new._retries = list(self._retries)
+        new._timers = self._timers.copy()
+        new._retries = self._retries.copy()
         for c in self.contacts.values():
             c.route_class, c.heap_token = None, 0
             if c.queue in center.queues:
@@ -460,29 +491,30 @@ class Router:
 
         Each fires at its own due time, so the events say when things really happened."""
         timers, retries = self._timers, self._retries
-        stale = self._stale
-        pop = heapq.heappop
-        for heap in (timers, retries):
-            # judged as of now, before earlier timers of this tick run: "early" (an offer that times out
-            # in this tick brings its contact back in line, where the end of an older decline still counts)
-            while heap and heap[0][0] <= now and stale(heap[0], early=True):
-                pop(heap)  # e.g. the timeout of an offer already accepted: nothing to decide
-        if (not timers or timers[0][0] > now) and (not retries or retries[0][0] > now):
+        # drop what can no longer act (e.g. the timeout of an offer already answered), judged as of now,
+        # before earlier timers of this tick run: "early" (an offer that times out in this tick brings its
+        # contact back in line, where the end of an older decline still counts)
+        timer = self._drop_stale(timers, now)
+        retry = self._drop_stale(retries, now)
+        if (timer is None or timer.due > now) and (retry is None or retry.due > now):
             if now > self.now:
                 self.now = now
             return []
         self._out = []  # a command that does not move the clock to `now` up front
         contacts = self.contacts
         while True:
-            first = timers if timers and timers[0][0] <= now else None
-            if retries and retries[0][0] <= now and (first is None or retries[0] < timers[0]):
-                first = retries
-            if first is None:
+            timer, retry = timers.first(), retries.first()
+            first = timer if timer is not None and timer.due <= now else None
+            if retry is not None and retry.due <= now and (first is None or retry < first):
+                first = retry
+                retries.pop(retry)
+            elif first is not None:
+                timers.pop(first)
+            else:
                 break
-            due, _, kind, cid, stamp = pop(first)
-            t = due if due > self.now else self.now
+            t = first.due if first.due > self.now else self.now
             self.now = t
-            self._fire(kind, contacts.get(cid), stamp, t)
+            self._fire(first.kind, contacts.get(first.contact), first.stamp, t)
             self._dispatch(t)
         if now > self.now:
             self.now = now
@@ -509,14 +541,20 @@ class Router:
         Timers that can no longer act (the offer was answered, the wrap-up done) are dropped here, so
         callers do not tick for nothing. Dropping early is safe: every change that makes a timer's work
         matter again (a missed offer back in line, a contact re-entering its queue) sets a timer of its own."""
-        stale = self._stale
-        due: float | None = None
-        for heap in (self._timers, self._retries):
-            while heap and stale(heap[0], early=True):
-                heapq.heappop(heap)
-            if heap and (due is None or heap[0][0] < due):
-                due = heap[0][0]
-        return due
+        timer = self._drop_stale(self._timers, None)
+        retry = self._drop_stale(self._retries, None)
+        if timer is None or (retry is not None and retry.due < timer.due):
+            return retry.due if retry is not None else None
+        return timer.due
+
+    def _drop_stale(self, timers: Timers, until: float | None) -> Timer | None:
+        """Drop the first timers while they can no longer act (judged early: see `_stale`), up to those due
+        by `until` (None: whenever); the first one left."""
+        first = timers.first()
+        while first is not None and (until is None or first.due <= until) and self._stale(first, early=True):
+            timers.pop(first)
+            first = timers.first()
+        return first
 
     # ------------------------------------------------------------------------------------------
     # reads
@@ -719,7 +757,7 @@ class Router:
         a.hold_slot(c.id, c.channel, offer=True)
         ranks = self._linear[c.queue]
         self._rr_last[c.queue] = ranks.get(a.id, len(ranks) + a.order)  # _linear_rank, inlined
-        self._timer(e.deadline, _OFFER, c.id, e.deadline)
+        self._timer(e.deadline, _OFFER, c.id, e.deadline, self.center.queues[c.queue].offer_timeout_s)
         self._touch(a, e.t)
 
     def _on_missed(self, e: OfferMissed) -> None:
@@ -730,7 +768,7 @@ class Router:
         c.state, c.agent, c.offer_deadline = ContactState.QUEUED, None, None
         until = e.t + self.center.decline_retry_s
         c.declined_by[e.agent] = until
-        self._timer(until, _RETRY, c.id, until)  # then try them again (if nobody else took it)
+        self._timer(until, _RETRY, c.id, until, self.center.decline_retry_s)  # then try them again
         self._missed_by.setdefault(e.agent, set()).add(c.id)
         c.history.append({"t": e.t, "event": "offer_missed", "agent": e.agent, "reason": e.reason})
         self.stats.counters(c.queue, e.t).ronas += 1
@@ -813,7 +851,7 @@ class Router:
         queue = self.center.queues[c.queue]
         if not queue.wrap_up_code_required and queue.wrap_up_s > 0:
             due = e.t + queue.wrap_up_s
-            self._timer(due, _WRAP, c.id, due)
+            self._timer(due, _WRAP, c.id, due, queue.wrap_up_s)
         # wrap-up keeps the slot: nothing to re-index until it completes
 
     def _on_wrapped(self, e: WrapUpCompleted) -> None:
@@ -974,9 +1012,8 @@ class Router:
         self._token += 1
         c.heap_token = self._token
         c.route_class = rc
-        # the contact itself rides last: the token before it is unique, so it is never compared
-        first = round(rc.boost * c.enqueued_at - c.priority, 9)  # _line_key, inlined
-        heapq.heappush(rc.heap, (first, c.enqueued_at, c.seq, self._token, c.id, c))
+        first = _aged(rc.boost, c)  # (_line_key's)
+        heapq.heappush(rc.heap, Place(first, c.enqueued_at, c.seq, self._token, c))
         c.line_key = key = (first, c.enqueued_at, c.seq)
         rc.size += 1
         line = rc.line
@@ -1002,7 +1039,7 @@ class Router:
             rc.line.note(False, c.line_key)
         c.route_class = None
         c.heap_token = 0  # the heap entry is now stale; dropped lazily when it reaches the top
-        if rc.heap and rc.heap[0][5] is c:
+        if rc.heap and rc.heap[0].contact is c:
             heapq.heappop(rc.heap)
 
     def _class_for(self, queue: QueueConfig, channel: Channel, requirements: tuple[SkillRequirement, ...],
@@ -1064,9 +1101,11 @@ class Router:
         ranks = self._linear[queue]
         return ranks.get(a.id, len(ranks) + a.order)
 
-    def _timer(self, due: float, kind: int, contact: str, stamp: float) -> None:
+    def _timer(self, due: float, kind: int, contact: str, stamp: float, delay: float = -1.0) -> None:
+        """Set a timer; `delay`: the fixed delay from now it runs, if it is one (see `Timers`)."""
         self._timer_seq += 1
-        heapq.heappush(self._retries if kind == _RETRY else self._timers, (due, self._timer_seq, kind, contact, stamp))
+        timer = Timer(due, self._timer_seq, kind, contact, stamp)
+        (self._retries if kind == _RETRY else self._timers).add(timer, delay)
 
     # ------------------------------------------------------------------------------------------
     # decisions
@@ -1094,11 +1133,11 @@ class Router:
             if c.state is ContactState.QUEUED and c.route_class is not None:
                 self._pending_contacts.append(c.id)  # a decline ran out: match it again (no state changes)
 
-    def _stale(self, timer: tuple[float, int, int, str, float], *, early: bool = False) -> bool:
+    def _stale(self, timer: Timer, *, early: bool = False) -> bool:
         """A timer that can no longer do anything when it comes due (the checks `_fire` makes). `early`:
         asked before it is due, so only what no later change can undo without setting a timer of its own."""
-        _, _, kind, cid, stamp = timer
-        c = self.contacts.get(cid)
+        kind, stamp = timer.kind, timer.stamp
+        c = self.contacts.get(timer.contact)
         if c is None or c.state is ContactState.COMPLETED or c.state is ContactState.ABANDONED:
             return True
         if kind == _OFFER:
@@ -1160,9 +1199,9 @@ class Router:
             for rc in classes.get(ch, ()):
                 if not rc.size:
                     continue
-                entry = rc.heap[0]
-                c = entry[5]
-                if c.heap_token != entry[3] or (c.declined_by and c.declined_by.get(agent, t) > t):
+                head = rc.heap[0]
+                c = head.contact
+                if c.heap_token != head.token or (c.declined_by and c.declined_by.get(agent, t) > t):
                     found = self._head(rc, agent, t)
                     if found is None:
                         continue
@@ -1182,9 +1221,9 @@ class Router:
         """The first live contact of the class that `agent` has not missed lately (see `decline_retry_s`)."""
         heap = rc.heap
         while heap:
-            entry = heap[0]
-            c = entry[5]
-            if c.heap_token != entry[3]:
+            head = heap[0]
+            c = head.contact
+            if c.heap_token != head.token:
                 heapq.heappop(heap)
                 continue
             if c.declined_by.get(agent, t) <= t:
@@ -1193,13 +1232,13 @@ class Router:
         else:
             return None
         # rare: the head was missed by this agent. Walk the heap in order without disturbing it:
-        # a side heap of (entry, index) yields entries smallest first, touching only what it passes.
+        # a side heap of (place, index) yields places smallest first, touching only what it passes.
         side = [(heap[0], 0)]
         size = len(heap)
         while side:
-            entry, i = heapq.heappop(side)
-            c = entry[5]
-            if c.heap_token == entry[3] and c.declined_by.get(agent, t) <= t:
+            place, i = heapq.heappop(side)
+            c = place.contact
+            if c.heap_token == place.token and c.declined_by.get(agent, t) <= t:
                 return c
             for j in (2 * i + 1, 2 * i + 2):
                 if j < size:
@@ -1239,9 +1278,12 @@ class Router:
         t = now if now > self.now else self.now
         self.now = t
         retries = self._retries
-        while retries and retries[0][0] <= t:  # declines that ran out: match those contacts again
-            _, _, kind, cid, stamp = heapq.heappop(retries)
-            self._fire(kind, self.contacts.get(cid), stamp, t)  # (no events: marks them for matching)
+        retry = retries.first()
+        while retry is not None and retry.due <= t:  # declines that ran out: match those contacts again
+            retries.pop(retry)
+            # (no events: this marks the contact for matching)
+            self._fire(retry.kind, self.contacts.get(retry.contact), retry.stamp, t)
+            retry = retries.first()
         self._out = []
         return t
 

@@ -14,9 +14,10 @@ import asyncio
 import logging
 import pickle
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any
 
 from acd import native
 from acd.errors import ConfigError
@@ -42,7 +43,7 @@ log = logging.getLogger("switchboard.core")
 
 # bump when the router's pickled shape changes (old ones: full replay); a compiled build and the pure one
 # pickle differently, so each replays the other's snapshots rather than load them
-SNAPSHOT_FORMAT = f"router-pickle-7-{'mypyc' if native.compiled() else 'pure'}"
+SNAPSHOT_FORMAT = f"router-pickle-8-{'mypyc' if native.compiled() else 'pure'}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +51,9 @@ class ConfigReloaded(Event):
     """Journaled when the site configuration changes, so replay switches configuration at that point."""
 
     config: dict[str, Any]
-    kind: ClassVar[str] = "ConfigReloaded"
 
 
-EVENT_TYPES.setdefault(ConfigReloaded.kind, ConfigReloaded)
+EVENT_TYPES.setdefault(ConfigReloaded.__name__, ConfigReloaded)
 
 
 class EngineUnavailable(Exception):

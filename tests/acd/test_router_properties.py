@@ -565,9 +565,10 @@ class RouterMachine(RuleBasedStateMachine):
         live: dict[str, int] = {}
         for rc in r._classes.values():
             n = 0
-            for entry in rc.heap:
-                c = r.contacts[entry[4]]
-                if c.heap_token == entry[3]:
+            for place in rc.heap:
+                c = r.contacts[place.contact.id]
+                assert c is place.contact
+                if c.heap_token == place.token:
                     assert c.route_class is rc
                     live[c.id] = live.get(c.id, 0) + 1
                     n += 1
