@@ -270,7 +270,7 @@ class Contact:
     # the wait forecast it got on joining its queue, scored when it is answered: (queue, place, forecasts)
     told: tuple[str, int, tuple[float, float, float]] | None
     # heap bookkeeping, private to the router
-    route_class: Any
+    route_class: Any  # the router's RouteClass (typed there where read: it would import the router here)
     heap_token: int
     line_key: tuple[float, float, int] | None  # its place key in its queue's line, while in a class
 

@@ -572,12 +572,13 @@ class Router:
     def position(self, contact: str) -> int | None:
         """1-based place in line among contacts not yet offered; None once it has left the line. O(log n)."""
         c = self._contact(contact)
-        rc = c.route_class
-        if c.state is not ContactState.QUEUED or rc is None:
+        rc: RouteClass | None = c.route_class
+        key = c.line_key
+        if c.state is not ContactState.QUEUED or rc is None or key is None:
             return None
         line = self._waiting[c.queue]
-        return 1 + rc.line.ahead_of(c.line_key,
-                                    lambda: (w.line_key for w in line.values() if w.route_class is not None))
+        return 1 + rc.line.ahead_of(key, lambda: (w.line_key for w in line.values()
+                                                  if w.route_class is not None and w.line_key is not None))
 
     def in_line(self, queue: str) -> int:
         """Contacts waiting in the queue's line, not yet offered (a caller joining now is told place in_line + 1)."""
@@ -715,7 +716,8 @@ class Router:
         # place is known for free when it joins at the end of the line; one whose priority (or an age kept
         # from elsewhere) put it ahead of someone teaches nothing: its place would cost keeping the line's
         # index up on every change, and told the end of the line it would teach too short a wait per place
-        if c.line_key == c.route_class.line.tail:
+        rc: RouteClass = c.route_class
+        if c.line_key == rc.line.tail:
             place = self._queued[c.queue]
             estimator = self.stats.queues[c.queue].estimator
             c.told = (c.queue, place, estimator.forecasts(place, self._fallback_gap(c.queue)))
@@ -1030,12 +1032,12 @@ class Router:
         self._pending_contacts.append(c.id)
 
     def _leave_class(self, c: Contact) -> None:
-        rc = c.route_class
+        rc: RouteClass | None = c.route_class
         if rc is None:
             return
         rc.size -= 1
         self._queued[rc.queue.id] -= 1
-        if rc.line.live:
+        if rc.line.live and c.line_key is not None:
             rc.line.note(False, c.line_key)
         c.route_class = None
         c.heap_token = 0  # the heap entry is now stale; dropped lazily when it reaches the top
@@ -1246,7 +1248,7 @@ class Router:
         return None
 
     def _match_contact(self, c: Contact, t: float) -> None:
-        rc = c.route_class
+        rc: RouteClass = c.route_class  # (typed: compiled, its fields are then read directly)
         free = self._free[c.channel]
         names = rc.agents & free  # (set intersection walks the smaller of the two itself)
         if c.declined_by:
