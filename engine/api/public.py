@@ -3,7 +3,8 @@
 Callers want the expected wait announced and shown on the web site (DOMAIN.md). The site file lists the
 queues to show (`public_waits:`); nothing else is public. Per line: its name, how many wait in line, and the
 wait a caller joining now would be told (the same estimator as GET /api/v1/contacts/{id}); no one's data.
-A page on the city's own domain may fetch it from the browser (CORS: any origin) and caches can hold it 15 s.
+A page on the city's own domain may fetch it from the browser (CORS: any origin) and caches can hold it 15 s;
+the engine itself works the figures out again only when something changed (see `_lines`).
 """
 
 from __future__ import annotations
@@ -27,12 +28,28 @@ CACHE_S = 15
 async def waits(request: Request, response: Response, c: Core = Depends(core),
                 channel: Channel = Query(Channel.VOICE, description="the way the caller would reach us")
                 ) -> dict[str, Any]:
-    site = request.app.state.site
     now = c.clock()
     at = datetime.fromtimestamp(now, UTC)
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Cache-Control"] = f"public, max-age={CACHE_S}"
+    return {"as_of": at.isoformat().replace("+00:00", "Z"), "channel": channel.value,
+            "open": _hours(request.app.state).is_open(at),
+            "lines": _lines(request.app.state, c, channel)}
+
+
+def _lines(state: Any, c: Core, channel: Channel) -> list[dict[str, Any]]:
+    """Each public line's figures. Anyone may ask, as often as they like, so they are worked out again only
+    when something changed: the router (an event journaled since, or a new router) or the site file. A
+    flood of requests then costs a dictionary read each, not a pass over the queues."""
+    cache: dict[Channel, tuple[Any, int, Any, list[dict[str, Any]]]] | None = getattr(state, "public_lines", None)
+    if cache is None:
+        cache = state.public_lines = {}
     router = c.router
+    held = cache.get(channel)
+    if held is not None and held[0] is router and held[1] == c.last_seq and held[2] is state.site:
+        return held[3]
     lines = []
-    for queue in site.engine.public_waits:
+    for queue in state.site.engine.public_waits:
         q = router.center.queues[queue]
         in_line, serving = router.in_line(queue), router.serving(queue)
         if not serving:
@@ -43,11 +60,8 @@ async def waits(request: Request, response: Response, c: Core = Depends(core),
             wait = round(router.expected_wait(queue, in_line + 1))
         lines.append({"queue": queue, "name": q.name or queue, "in_line": in_line, "agents_serving": serving,
                       "expected_wait_s": wait})
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    response.headers["Cache-Control"] = f"public, max-age={CACHE_S}"
-    return {"as_of": at.isoformat().replace("+00:00", "Z"), "channel": channel.value,
-            "open": _hours(request.app.state).is_open(at),
-            "lines": lines}
+    cache[channel] = (router, c.last_seq, state.site, lines)
+    return lines
 
 
 def _hours(state: Any) -> OpeningHours:

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from live_server import REPO, demo_app
 
+from acd.model import Channel
 from cti.business_days import BusinessCalendar
 from engine.configfile import ConfigFileError, parse_text
 from engine.hours import OpeningHours
@@ -108,3 +109,19 @@ def test_an_unknown_channel_is_a_problem_naming_it(site: Site) -> None:
     r = site.client.get("/api/v1/public/waits", params={"channel": "fax"})
     assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
     assert [e["field"] for e in r.json()["errors"]] == ["query.channel"]
+
+
+def test_the_figures_are_worked_out_again_only_when_something_changed(site: Site) -> None:
+    """A public feed may be asked for in a flood: asked again with nothing changed, the engine hands back what
+    it worked out before; after any command (a journaled event), the new figures."""
+    state = site.client.app.state  # type: ignore[attr-defined]
+    first = site.waits()["lines"]
+    router, seq, site_file, lines = state.public_lines[Channel.VOICE]
+    assert lines == first
+    state.public_lines[Channel.VOICE] = (router, seq, site_file, [{"queue": "held"}])  # mark what is held
+    assert site.waits()["lines"] == [{"queue": "held"}]  # nothing changed: handed back as it was
+    site.ok("POST", "/api/v1/contacts", json={"queue": "general", "channel": "voice"})
+    general = {line["queue"]: line for line in site.waits()["lines"]}["general"]
+    assert general["in_line"] == 1  # the command moved the journal on: worked out again
+    assert site.waits(channel="chat")["channel"] == "chat" and set(state.public_lines) == {
+        Channel.VOICE, Channel.CHAT}  # each channel its own
