@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable
 
-from acd.model import MIN_LEVEL, AgentConfig, CenterConfig, QueueConfig, SkillRequirement, value_reduce
+from acd.model import MIN_LEVEL, AgentConfig, CenterConfig, QueueConfig, SkillRequirement, Value
 
 
 @dataclass(frozen=True, slots=True)
-class RingRule:
+class RingRule(Value):
     requirements: tuple[SkillRequirement, ...]  # sorted, one per skill
     groups: frozenset[str]  # empty: any agent
     overflow: tuple["RingRule", ...] = ()  # base rules of overflow queues: serving those is enough
-
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return value_reduce(self)
 
 
 def merge_requirements(*parts: Iterable[SkillRequirement]) -> tuple[SkillRequirement, ...]:

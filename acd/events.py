@@ -18,20 +18,17 @@ from typing import Any
 
 from mypy_extensions import mypyc_attr
 
-from acd.model import Channel, SkillRequirement, fast_frozen_init, value_reduce
+from acd.model import Channel, SkillRequirement, Value, fast_frozen_init
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # the engine adds its own (ConfigReloaded)
 @dataclass(frozen=True, slots=True)
-class Event:
+class Event(Value):
     t: float
 
     @property
     def kind(self) -> str:
         return type(self).__name__
-
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return value_reduce(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,8 @@ from enum import StrEnum
 from types import MemberDescriptorType
 from typing import Any, Mapping
 
+from mypy_extensions import mypyc_attr
+
 
 # Pickling (engine snapshots) that works compiled (acd/native.py) as well as pure: a class compiled by
 # mypyc runs its __init__ whenever an object is made, unpickling included, so pickle's default (make an
@@ -19,6 +21,16 @@ from typing import Any, Mapping
 def value_reduce(value: Any) -> tuple[Any, tuple[Any, ...]]:
     """A frozen dataclass pickles as a call of its constructor with every field."""
     return type(value), tuple(getattr(value, f.name) for f in fields(value))
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)  # (events: the engine adds its own)
+class Value:
+    """The base of the frozen dataclasses: configuration, contact specs, events. Pickles by `value_reduce`."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return value_reduce(self)
 
 
 def pickled(obj: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -128,7 +140,7 @@ OUTBOUND_REASON = "outbound"  # the engine sets it while an agent makes an outbo
 
 
 @dataclass(frozen=True, slots=True, order=True)
-class SkillRequirement:
+class SkillRequirement(Value):
     skill: str
     min_level: int = MIN_LEVEL
 
@@ -137,15 +149,12 @@ class SkillRequirement:
         # the router looks up on every arrival
         return hash((self.skill, self.min_level))
 
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return value_reduce(self)
-
 
 fast_frozen_init(SkillRequirement)
 
 
 @dataclass(frozen=True, slots=True)
-class RoutingStep:
+class RoutingStep(Value):
     """One ring of the bullseye. From `after_s` seconds of age the contact's requirement relaxes.
 
     Steps widen cumulatively: groups and overflow queues added by earlier steps stay added, and the
@@ -157,12 +166,9 @@ class RoutingStep:
     add_groups: tuple[str, ...] = ()
     overflow_queues: tuple[str, ...] = ()  # agents serving these queues may take it, skills aside
 
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return value_reduce(self)
-
 
 @dataclass(frozen=True, slots=True)
-class QueueConfig:
+class QueueConfig(Value):
     id: str
     name: str = ""
     strategy: Strategy = Strategy.LONGEST_IDLE
@@ -180,24 +186,18 @@ class QueueConfig:
     random_seed: int = 0
     linear_order: tuple[str, ...] = ()  # agent ids in hunt order; default is configuration order
 
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return value_reduce(self)
-
 
 @dataclass(frozen=True, slots=True)
-class AgentConfig:
+class AgentConfig(Value):
     id: str
     name: str = ""
     skills: Mapping[str, int] = field(default_factory=dict)
     capacity: Mapping[Channel, int] = field(default_factory=lambda: {Channel.VOICE: 1})
     groups: tuple[str, ...] = ()
 
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return value_reduce(self)
-
 
 @dataclass(frozen=True, slots=True)
-class CenterConfig:
+class CenterConfig(Value):
     """Everything the router needs to know that does not change while it runs."""
 
     skills: tuple[str, ...]
@@ -215,12 +215,9 @@ class CenterConfig:
     day_offset_s: float = 0.0
     timezone: str | None = None
 
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return value_reduce(self)
-
 
 @dataclass(frozen=True, slots=True)
-class ContactSpec:
+class ContactSpec(Value):
     """What a channel adapter knows when a contact arrives."""
 
     id: str
@@ -232,9 +229,6 @@ class ContactSpec:
     preferred_agent: str | None = None
     enqueued_at: float | None = None  # age carried from before (IVR time, an earlier queue)
     schedule_at: float | None = None  # a scheduled callback enters the queue then
-
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return value_reduce(self)
 
 
 fast_frozen_init(ContactSpec)  # one per arrival, in the routing benchmark's and the simulator's loops
