@@ -12,9 +12,21 @@ from __future__ import annotations
 
 import math
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def zone_problem(name: Any) -> str | None:
+    """What is wrong with `name` as a time zone, or None: the one check of every zone a site file names."""
+    if not isinstance(name, str) or not name:
+        return f"time zone must be an IANA name such as America/Toronto, got {name!r}"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {name!r} (an IANA name such as America/Toronto)"
+    return None
 
 
 class LocalDays:

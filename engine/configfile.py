@@ -1,8 +1,8 @@
 """The site configuration file (`config/switchboard.yaml`): parse, check, and point at the line.
 
 The ACD part (skills, queues, agents, blocks, ...) is checked by `acd.config.load_center`; the engine's own
-sections (site, business hours, stations, numbers, users, public waits) by pydantic. Every problem comes back as
-`file:line: field: message`, all of them at once, so an administrator can fix the file in one pass.
+sections (site, business hours, stations, numbers, users, public waits) by pydantic. Every problem comes back
+as `file:line: field: message`, all of them at once, so an administrator can fix the file in one pass.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from acd.config import CENTER_FIELDS, load_center
 from acd.errors import ConfigError
+from acd.local_days import zone_problem
 from acd.model import CenterConfig
 
 if TYPE_CHECKING:
@@ -40,12 +41,9 @@ class SiteSection(_Strict):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, v: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}") from None
+        problem = zone_problem(v)
+        if problem is not None:
+            raise ValueError(problem)
         return v
 
 
@@ -61,7 +59,8 @@ class UserSection(_Strict):
 class DialPlanSection(_Strict):
     """Outbound calls (click-to-dial, callbacks, transfers out): the toll-fraud guard, see `dialplan.py`."""
 
-    trunk: str = Field(default="sip:{number}@127.0.0.1:5080", description="SIP URI template of the outside line")
+    trunk: str = Field(default="sip:{number}@127.0.0.1:5080",
+                       description="SIP URI template of the outside line")
     caller_id: str = Field(default="", description="number presented on outbound calls (the central number)")
     allow_categories: list[str] = Field(default_factory=lambda: ["n11", "local", "toll_free"])
     local_area_codes: list[str] = Field(default_factory=lambda: ["905", "289", "365"])
@@ -235,11 +234,13 @@ def parse_text(text: str, file: str = "<config>") -> SiteConfig:
 
     problems: list[Problem] = []
     engine_keys = set(EngineSections.model_fields)
+    allowed = ", ".join(sorted((CENTER_FIELDS - SITE_ZONED) | engine_keys))
     for key in data:
         if key not in CENTER_FIELDS and key not in engine_keys:
             problems.append(Problem(file, _line_of(root, [key]), str(key),
-                                    f"unknown section (allowed: {', '.join(sorted((CENTER_FIELDS - SITE_ZONED) | engine_keys))})"))
-    for key in sorted(SITE_ZONED & data.keys()):  # the centre's own say on local days: the site's zone decides
+                                    f"unknown section (allowed: {allowed})"))
+    # the centre's own say on local days: the site's zone decides
+    for key in sorted(SITE_ZONED & data.keys()):
         problems.append(Problem(file, _line_of(root, [key]), key,
                                 "local days follow site.timezone (daylight saving included); remove this"))
     center: CenterConfig | None = None
@@ -288,5 +289,6 @@ def load_file(path: str | Path) -> SiteConfig:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigFileError([Problem(str(p), None, "(file)", f"cannot read: {exc.strerror or exc}")]) from None
+        problem = Problem(str(p), None, "(file)", f"cannot read: {exc.strerror or exc}")
+        raise ConfigFileError([problem]) from None
     return parse_text(text, str(p))

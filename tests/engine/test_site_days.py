@@ -37,3 +37,27 @@ def test_a_day_start_beside_the_sites_zone_is_refused(line: str) -> None:
     key = line.split(":")[0]
     assert problem.field == key and "site.timezone" in problem.message
     assert text.splitlines()[problem.line - 1] == line
+
+
+@pytest.mark.parametrize(("zone", "message"), [
+    ("America/Totonto", "unknown time zone 'America/Totonto' (an IANA name such as America/Toronto)"),
+    ("''", "time zone must be an IANA name such as America/Toronto, got ''"),
+])
+def test_a_site_zone_that_is_no_zone_is_refused_naming_the_field(zone: str, message: str) -> None:
+    text = DEMO.replace("timezone: America/Toronto", f"timezone: {zone}")
+    with pytest.raises(ConfigFileError) as refused:
+        parse_text(text, "site.yaml")
+    [problem] = refused.value.problems
+    assert problem.field == "site.timezone" and message in problem.message
+    assert text.splitlines()[problem.line - 1].strip() == f"timezone: {zone}"
+
+
+def test_a_centre_zone_is_checked_the_same_way() -> None:
+    from acd.config import load_center
+    from acd.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        load_center({"skills": ["s"], "timezone": "America/Totonto", "agents": {"a": {"skills": {"s": 5}}},
+                     "queues": {"q": {"skills": {"s": 1}}}})
+    assert [str(i) for i in refused.value.issues] == [
+        "timezone: unknown time zone 'America/Totonto' (an IANA name such as America/Toronto)"]
