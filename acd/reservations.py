@@ -65,15 +65,17 @@ class AgentRuntime:
         self.full: frozenset[Channel] = frozenset(ch for ch, cap in cfg.capacity.items() if cap > 0)
 
     # capacity -------------------------------------------------------------------------------
-    def free_channels(self, blocks: Mapping[Channel, frozenset[Channel]]) -> list[Channel]:
+    def free_channels(self, blocks: Mapping[Channel, frozenset[Channel]]) -> frozenset[Channel]:
+        """The channels with a slot left that no work in hand blocks."""
         if self.presence is not Presence.READY:
-            return []
+            return NO_CHANNELS
         load = self.load
-        blocked: set[Channel] = set()
+        free = [ch for ch, cap in self.cfg.capacity.items() if load.get(ch, 0) < cap]
         for ch, n in load.items():
-            if n:
-                blocked |= blocks.get(ch, frozenset())
-        return [ch for ch, cap in self.cfg.capacity.items() if load.get(ch, 0) < cap and ch not in blocked]
+            if free and n and ch in blocks:  # (a full single-channel agent, the usual case, stops at once)
+                blocked = blocks[ch]
+                free = [f for f in free if f not in blocked]
+        return frozenset(free) if free else NO_CHANNELS
 
     def hold_slot(self, contact_id: str, channel: Channel, *, offer: bool) -> None:
         self.load[channel] = self.load.get(channel, 0) + 1

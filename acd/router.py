@@ -964,7 +964,7 @@ class Router:
         elif not a.load:
             free = a.full
         else:
-            free = frozenset(a.free_channels(self.center.blocks))
+            free = a.free_channels(self.center.blocks)
         old = a.free
         if free == old:
             return
