@@ -18,19 +18,15 @@ from mypy_extensions import mypyc_attr
 # mypyc runs its __init__ whenever an object is made, unpickling included, so pickle's default (make an
 # object without arguments, then fill it in) fails where __init__ takes arguments, and a frozen class
 # cannot be filled in at all.
-def value_reduce(value: Any) -> tuple[Any, tuple[Any, ...]]:
-    """A frozen dataclass pickles as a call of its constructor with every field."""
-    return type(value), tuple(getattr(value, f.name) for f in fields(value))
-
-
 @mypyc_attr(allow_interpreted_subclasses=True)  # (events: the engine adds its own)
 class Value:
-    """The base of the frozen dataclasses: configuration, contact specs, events. Pickles by `value_reduce`."""
+    """The base of the frozen dataclasses: configuration, contact specs, events."""
 
     __slots__ = ()
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return value_reduce(self)
+        # a frozen dataclass pickles as a call of its constructor with every field (each subclass is one)
+        return type(self), tuple(getattr(self, f.name) for f in fields(self))  # type: ignore[arg-type]
 
 
 def pickled(obj: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:

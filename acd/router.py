@@ -83,7 +83,7 @@ class Place:
         return Place, (self.rank, self.at, self.seq, self.token, self.contact)
 
     def __init__(self, rank: float, at: float, seq: int, token: int, contact: Contact) -> None:
-        self.rank = rank  # ageing priority (`_aged`)
+        self.rank = rank  # ageing priority (`_line_key`)
         self.at = at  # original age
         self.seq = seq  # arrival
         self.token = token
@@ -126,13 +126,10 @@ def _channel(value: Any) -> Channel:
 
 def _line_key(boost: float, c: Contact) -> LineKey:
     # service order: ageing priority, then original age, then arrival. Independent of the clock: never flips.
-    return (_aged(boost, c), c.enqueued_at, c.seq)
-
-
-def _aged(boost: float, c: Contact) -> float:
-    # the ageing priority as a rank (lower first), to a billionth so that equal ones tie exactly and age
-    # decides whatever the float noise; as round(x, 9) does, without its trip through a decimal string
-    return math.floor((boost * c.enqueued_at - c.priority) * 1e9 + 0.5) / 1e9
+    # The ageing priority is a rank (lower first) to a billionth, so that equal ones tie exactly and age
+    # decides whatever the float noise: as round(x, 9) does, without its trip through a decimal string
+    rank = math.floor((boost * c.enqueued_at - c.priority) * 1e9 + 0.5) / 1e9
+    return (rank, c.enqueued_at, c.seq)
 
 
 # timer kinds
@@ -1014,9 +1011,8 @@ class Router:
         self._token += 1
         c.heap_token = self._token
         c.route_class = rc
-        first = _aged(rc.boost, c)  # (_line_key's)
-        heapq.heappush(rc.heap, Place(first, c.enqueued_at, c.seq, self._token, c))
-        c.line_key = key = (first, c.enqueued_at, c.seq)
+        c.line_key = key = _line_key(rc.boost, c)
+        heapq.heappush(rc.heap, Place(key[0], c.enqueued_at, c.seq, self._token, c))
         rc.size += 1
         line = rc.line
         if key > line.tail or not self._queued[c.queue]:  # LineIndex.tail: at or past every key in line

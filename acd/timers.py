@@ -49,6 +49,8 @@ class Timers:
     def __init__(self) -> None:
         self.heap: list[Timer] = []
         self.lanes: list[deque[Timer]] = []  # one per fixed delay, each in the order set (so in due order)
+        # the same lanes by delay, to find one when setting; `first()`, run several times a decision, walks
+        # the list (compiled, walking the dict's values cost 4% more of a routing decision)
         self.by_delay: dict[float, deque[Timer]] = {}
 
     def add(self, timer: Timer, delay: float = -1.0) -> None:
