@@ -7,6 +7,8 @@ exactly like work does, until it is accepted or missed.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -33,7 +35,7 @@ STATE_FIELDS: Final = ("presence", "reason", "load", "offers", "work", "idle_sin
 
 
 class AgentRuntime:
-    __slots__ = ("cfg", "id", "order", "free", "full", *STATE_FIELDS)
+    __slots__ = ("cfg", "id", "order", "free", "full", "indexed_since", *STATE_FIELDS)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return pickled(self, (self.cfg, self.order))
@@ -61,6 +63,7 @@ class AgentRuntime:
         self.activity = Activity.OFF
         self.activity_since = 0.0
         self.free: frozenset[Channel] = frozenset()  # channels with a slot left, as last indexed
+        self.indexed_since = math.nan  # the idle_since of the agent's entries in the router's idle indexes
         # the channels free when ready and holding nothing: the common case, kept ready for the router
         self.full: frozenset[Channel] = frozenset(ch for ch, cap in cfg.capacity.items() if cap > 0)
 

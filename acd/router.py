@@ -9,9 +9,10 @@ Indexing, so a decision costs about the log of the number of waiting contacts:
 - waiting contacts sit in *route classes*: one heap per (queue, channel, ring rule, agent
   restriction), ordered by ageing priority, then original age, then arrival;
 - each class knows the agents qualified for it, each agent the classes it qualifies for;
-- `_free[channel]` holds the ready agents with a slot left on that channel.
+- `_free[channel]` holds the ready agents with a slot left on that channel, and `_idle[channel]`
+  the same agents longest idle first.
 A freed agent peeks at the heads of its classes; a new contact intersects its class's agents with
-the free set. Between commands no waiting contact has a free, qualified agent that has not refused it
+the free set, or, with many free and the longest-idle strategy, takes the first of them its class allows. Between commands no waiting contact has a free, qualified agent that has not refused it
 (a refusal lasts `decline_retry_s`; every command, not only `tick`, takes back the refusals that ran out).
 """
 
@@ -48,6 +49,7 @@ from acd.events import (
     OfferMissed,
     WrapUpCompleted,
 )
+from acd.idle_index import IdleIndex
 from acd.line_index import LineIndex, LineKey
 from acd.local_days import LocalDays
 from acd.model import (
@@ -65,6 +67,7 @@ from acd.model import (
     Presence,
     QueueConfig,
     SkillRequirement,
+    Strategy,
     pickled,
 )
 from acd.reservations import NO_CHANNELS, STATE_FIELDS, Activity, AgentRuntime
@@ -132,6 +135,9 @@ def _line_key(boost: float, c: Contact) -> LineKey:
     return (rank, c.enqueued_at, c.seq)
 
 
+# with more agents free on a channel than this, a longest-idle queue finds its agent by the idle index
+IDLE_INDEX_FROM = 8
+
 # timer kinds
 _WIDEN, _RESTRICT, _OFFER, _WRAP, _CALLBACK, _RETRY = range(6)
 
@@ -150,6 +156,9 @@ class Router:
         self._classes: dict[tuple[Any, ...], RouteClass] = {}
         self._agent_classes: dict[str, dict[Channel, list[RouteClass]]] = {a: {} for a in self.agents}
         self._free: dict[Channel, set[str]] = {ch: set() for ch in Channel}
+        self._idle: dict[Channel, IdleIndex] = {ch: IdleIndex(free, self.agents) for ch, free in self._free.items()}
+        self._serving: dict[str, int] = {}  # queue -> serving(queue), until the next log-in or log-out
+        self.idle_index_from = IDLE_INDEX_FROM  # (a test sets it to 0, or beyond any count, to compare both ways)
         self._waiting: dict[str, dict[str, Contact]] = {q: {} for q in center.queues}
         self._timers = Timers()
         # ends of declines, apart: every command releases those due, not only tick, because a command
@@ -583,8 +592,12 @@ class Router:
 
     def serving(self, queue: str) -> int:
         """Agents logged in who serve the queue at its base ring (ready or not)."""
-        agents, out = self.agents, Presence.LOGGED_OUT
-        return sum(1 for n in self._base_agents(self._queue(queue).id) if agents[n].presence is not out)
+        qid = self._queue(queue).id
+        found = self._serving.get(qid)
+        if found is None:  # (every arrival asks, until the queue has a departure gap to forecast with)
+            agents, out = self.agents, Presence.LOGGED_OUT
+            found = self._serving[qid] = sum(1 for n in self._base_agents(qid) if agents[n].presence is not out)
+        return found
 
     def free_to_serve(self, queue: str, channel: Channel) -> int:
         """Ready agents with a slot free on `channel` who serve the queue at its base ring: a contact joining
@@ -661,11 +674,13 @@ class Router:
         a = self.agents[e.agent]
         a.presence, a.reason = Presence.NOT_READY, None
         a.idle_since = e.t
+        self._serving.clear()
         self._touch(a, e.t)
 
     def _on_logged_out(self, e: AgentLoggedOut) -> None:
         a = self.agents[e.agent]
         a.presence, a.reason = Presence.LOGGED_OUT, None
+        self._serving.clear()
         self._touch(a, e.t)
 
     def _on_ready(self, e: AgentReady) -> None:
@@ -964,6 +979,8 @@ class Router:
             free = a.free_channels(self.center.blocks)
         old = a.free
         if free == old:
+            if free and a.idle_since != a.indexed_since:  # idle again, still free (a chat ended, email free)
+                self._index_idle(a, free)
             return
         a.free = free
         for ch in old - free:
@@ -973,6 +990,14 @@ class Router:
             self._free[ch].add(a.id)
         if gained:
             self._pending_agents.append(a.id)
+        if free:
+            self._index_idle(a, free if a.idle_since != a.indexed_since else gained)
+
+    def _index_idle(self, a: AgentRuntime, channels: frozenset[Channel]) -> None:
+        """Give the agent an entry at their idle_since in the idle index of each of `channels`."""
+        for ch in channels:
+            self._idle[ch].add(a)
+        a.indexed_since = a.idle_since
 
     def _retire(self, c: Contact) -> None:
         """Finished contacts stay readable for a while, then only the store has them (bounded memory)."""
@@ -1246,17 +1271,28 @@ class Router:
     def _match_contact(self, c: Contact, t: float) -> None:
         rc: RouteClass = c.route_class  # (typed: compiled, its fields are then read directly)
         free = self._free[c.channel]
+        queue = self.center.queues[c.queue]
+        if queue.strategy is Strategy.LONGEST_IDLE and len(free) > self.idle_index_from:
+            found = self._idle[c.channel].first(rc.agents, c.declined_by, t)
+            if found is None:
+                return
+            if isinstance(found, AgentRuntime):
+                self._offer_best(c, found, t)
+                return
+            # (False: many free agents ahead are not the class's; the sets settle it)
         names = rc.agents & free  # (set intersection walks the smaller of the two itself)
         if c.declined_by:
             names = names - {a for a, until in c.declined_by.items() if until > t}
         if not names:
             return
-        queue = self.center.queues[c.queue]
         candidates = [self.agents[n] for n in names]
         # ranks run to len(linear_order) + agent count (see _linear_rank): the round-robin turn spans them all
         chosen = choose(queue, c, candidates, t, self._rr_last.get(queue.id, -1),
                         lambda a: self._linear_rank(queue.id, a), len(self.agents) + len(self._linear[queue.id]),
                         days=self.days)
+        self._offer_best(c, chosen, t)
+
+    def _offer_best(self, c: Contact, chosen: AgentRuntime, t: float) -> None:
         # the agent gets the best contact they may take: usually `c`, but contacts that became takeable
         # at this same instant (several arrivals, declines ending together) may rank above it
         best = self._best_for(chosen, t) or c

@@ -30,7 +30,7 @@ import heapq
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from acd.events import (
@@ -69,6 +69,23 @@ def sampler(dist: Distribution, rng: random.Random) -> Callable[[], float]:
         values, choice = dist.values_s, rng.choice
         return lambda: choice(values)
     return lambda: math.inf
+
+
+class _Due:
+    """Something the outside world does at `t` (`kind`, one of the simulation's event kinds, to `a`, `b`);
+    `seq` keeps the order things were planned in among those due at the same instant."""
+
+    __slots__ = ("t", "seq", "kind", "a", "b")
+
+    def __init__(self, t: float, seq: int, kind: int, a: Any, b: Any) -> None:
+        self.t = t
+        self.seq = seq
+        self.kind = kind
+        self.a = a
+        self.b = b
+
+    def __lt__(self, other: _Due) -> bool:
+        return self.t < other.t or (self.t == other.t and self.seq < other.seq)
 
 
 # the waits a queued caller could be told, each scored against their real wait: ours (the blend), then the
@@ -119,7 +136,7 @@ class QueueResult:
     estimator_mae_s: dict[str, float | None]
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +169,7 @@ class SimulationResult:
     intervals: tuple[dict[str, Any], ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in self.__slots__}
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["queues"] = {q: r.to_dict() for q, r in self.queues.items()}
         data["intervals"] = list(self.intervals)
         return data
@@ -187,7 +204,7 @@ class Simulation:
         self._answer_draw = answer_rng.random
         self._specs = [(ct.queue, ct.channel, ct.requirements, ct.priority) for ct in types]
 
-        self._heap: list[tuple[float, int, int, Any, Any]] = []
+        self._heap: list[_Due] = []
         self._seq = 0
         self._count = 0
         # contact id -> [type index, arrival time, the waits it was told by each of FORECASTS (None: not queued)]
@@ -204,7 +221,7 @@ class Simulation:
     # ------------------------------------------------------------------------------------------
     def _push(self, t: float, kind: int, a: Any = None, b: Any = None) -> None:
         self._seq += 1
-        heapq.heappush(self._heap, (t, self._seq, kind, a, b))
+        heapq.heappush(self._heap, _Due(t, self._seq, kind, a, b))
 
     def _next_arrival(self, k: int, t: float) -> float | None:
         """The next arrival of contact type `k` after `t`: Poisson, piecewise-constant rate per interval."""
@@ -249,8 +266,9 @@ class Simulation:
         events = 0
         while True:
             due = next_due()
-            if heap and (due is None or heap[0][0] < due):
-                t, _, kind, a, b = heap[0]
+            if heap and (due is None or heap[0].t < due):
+                d = heap[0]
+                t, kind, a, b = d.t, d.kind, d.a, d.b
                 if t > stop:
                     break
                 pop(heap)

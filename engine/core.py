@@ -43,7 +43,7 @@ log = logging.getLogger("switchboard.core")
 
 # bump when the router's pickled shape changes (old ones: full replay); a compiled build and the pure one
 # pickle differently, so each replays the other's snapshots rather than load them
-SNAPSHOT_FORMAT = f"router-pickle-8-{'mypyc' if native.compiled() else 'pure'}"
+SNAPSHOT_FORMAT = f"router-pickle-9-{'mypyc' if native.compiled() else 'pure'}"
 
 
 @dataclass(frozen=True, slots=True)
