@@ -13,6 +13,7 @@ from acd.errors import ConfigError, ConfigIssue
 from acd.local_days import zone_problem
 from acd.model import (
     DEFAULT_BLOCKS,
+    DEFAULT_REASONS,
     MAX_LEVEL,
     MIN_LEVEL,
     OUTBOUND_REASON,
@@ -110,8 +111,7 @@ def load_center(data: Mapping[str, Any], *, root: str = "") -> CenterConfig:
             if key is not None:
                 blocks[key] = frozenset(t for t in targets if t is not None)
 
-    reasons = ck.names(p("not_ready_reasons"), data.get("not_ready_reasons")) or CenterConfig.__dataclass_fields__[
-        "not_ready_reasons"].default
+    reasons: tuple[str, ...] = ck.names(p("not_ready_reasons"), data.get("not_ready_reasons")) or DEFAULT_REASONS
     if RONA_REASON not in reasons:
         reasons = (*reasons, RONA_REASON)
     if OUTBOUND_REASON not in reasons:  # always there, like RONA: the engine uses it for outbound calls

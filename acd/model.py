@@ -133,6 +133,7 @@ FINAL_STATES = frozenset({ContactState.COMPLETED, ContactState.ABANDONED})
 
 RONA_REASON = "RONA"
 OUTBOUND_REASON = "outbound"  # the engine sets it while an agent makes an outbound call (click-to-dial)
+DEFAULT_REASONS: tuple[str, ...] = ("break", "lunch", "meeting", "training", RONA_REASON, OUTBOUND_REASON)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -204,7 +205,7 @@ class CenterConfig(Value):
     # an agent who missed a contact is not offered it again for this long (others may take it first);
     # after that it comes back to them, so a contact whose only qualified agent declined it still flows
     decline_retry_s: float = 30.0
-    not_ready_reasons: tuple[str, ...] = ("break", "lunch", "meeting", "training", RONA_REASON, OUTBOUND_REASON)
+    not_ready_reasons: tuple[str, ...] = DEFAULT_REASONS
     interval_s: float = 900.0
     # where "today" starts (acd.local_days): local midnight in `timezone` (IANA name, daylight saving
     # included) or, without one, at a fixed offset: local time minus `now`, in seconds
@@ -212,7 +213,7 @@ class CenterConfig(Value):
     timezone: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class ContactSpec(Value):
     """What a channel adapter knows when a contact arrives."""
 
@@ -225,6 +226,22 @@ class ContactSpec(Value):
     preferred_agent: str | None = None
     enqueued_at: float | None = None  # age carried from before (IVR time, an earlier queue)
     schedule_at: float | None = None  # a scheduled callback enters the queue then
+
+    # written out, as the hot events' are (acd/events.py): compiled, the dataclass's own constructor sets
+    # each field through object.__setattr__, several times the cost
+    def __init__(self, id: str, queue: str, channel: Channel = Channel.VOICE,
+                 requirements: tuple[SkillRequirement, ...] = (), priority: int = 0,
+                 attributes: Mapping[str, Any] | None = None, preferred_agent: str | None = None,
+                 enqueued_at: float | None = None, schedule_at: float | None = None) -> None:
+        self.id = id  # type: ignore[misc]
+        self.queue = queue  # type: ignore[misc]
+        self.channel = channel  # type: ignore[misc]
+        self.requirements = requirements  # type: ignore[misc]
+        self.priority = priority  # type: ignore[misc]
+        self.attributes = {} if attributes is None else attributes  # type: ignore[misc]
+        self.preferred_agent = preferred_agent  # type: ignore[misc]
+        self.enqueued_at = enqueued_at  # type: ignore[misc]
+        self.schedule_at = schedule_at  # type: ignore[misc]
 
 
 fast_frozen_init(ContactSpec)  # one per arrival, in the routing benchmark's and the simulator's loops

@@ -22,7 +22,7 @@ from types import ModuleType
 
 # the routing core proper, with the events it makes
 COMPILED = ("model", "eligibility", "local_days", "line_index", "reservations", "stats", "strategies", "events",
-            "timers", "idle_index", "router")
+            "timers", "idle_index", "router", "simulate")
 BUILD_RECORD = "native-build.json"
 PURE_ENV = "SWITCHBOARD_PURE_PYTHON"
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -25,7 +25,7 @@ CLASSES = [*EVENT_TYPES.values(), ContactSpec, SkillRequirement]
 SAMPLES: dict[str, Callable[[int], Any]] = {
     "str": lambda i: f"s{i}", "str | None": lambda i: f"s{i}", "float": lambda i: i + 0.5,
     "float | None": lambda i: i + 0.5, "int": lambda i: i, "bool": lambda i: bool(i % 2),
-    "Channel": lambda i: Channel.CHAT, "dict[str, Any]": lambda i: {"k": i},
+    "Channel": lambda i: Channel.CHAT, "dict[str, Any]": lambda i: {"k": i}, "Mapping[str, Any]": lambda i: {"k": i},
     "tuple[SkillRequirement, ...]": lambda i: (SkillRequirement(f"s{i}", 2),),
 }
 

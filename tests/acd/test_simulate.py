@@ -115,7 +115,8 @@ def test_same_seed_same_result_and_the_journal_replays() -> None:
 
     # every state change came back from a router command: replaying them rebuilds the same router
     assert sim.journal
-    replayed = Router.replay(scenario.center, sim.journal)
+    replayed = Router(scenario.center, keep_finished=sim.router.keep_finished)
+    replayed.replay_more(sim.journal)
     replayed.settle(again["simulated_until_s"])
     assert replayed.snapshot() == sim.router.snapshot()
 
