@@ -166,7 +166,10 @@ def run_simulate(args: argparse.Namespace) -> int:
     except argparse.ArgumentError:
         pass  # the benchmark has its own --json
     sim_args = parser.parse_args(args.args)
-    result = simulate.run(sim_args)
+    try:
+        result = simulate.run(sim_args)
+    except simulate.BadModel as exc:
+        parser.error(str(exc))
     if sim_args.json:
         print(json.dumps(result, indent=2))
     else:
