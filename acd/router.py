@@ -12,7 +12,8 @@ Indexing, so a decision costs about the log of the number of waiting contacts:
 - `_free[channel]` holds the ready agents with a slot left on that channel, and `_idle[channel]`
   the same agents longest idle first.
 A freed agent peeks at the heads of its classes; a new contact intersects its class's agents with
-the free set, or, with many free and the longest-idle strategy, takes the first of them its class allows. Between commands no waiting contact has a free, qualified agent that has not refused it
+the free set or, with many free and the longest-idle strategy, takes the first idle agent its class
+allows. Between commands no waiting contact has a free, qualified agent that has not refused it
 (a refusal lasts `decline_retry_s`; every command, not only `tick`, takes back the refusals that ran out).
 """
 
