@@ -180,6 +180,12 @@ class Router:
         self._class_cache: dict[tuple[Any, ...], RouteClass] = {}
         self._base_agent_sets: dict[str, frozenset[str]] = {}
         self._at_least: dict[tuple[str, int], frozenset[str]] = {}  # (skill, level) -> agents that have it
+        # skill -> agents by their level in it (index = level): a new route class, which bullseye steps and rare
+        # requirements make now and then, gathers its agents from here instead of scanning every agent
+        self._skill_levels: dict[str, list[list[str]]] = {}
+        for a in self.agents.values():
+            for skill, level in a.cfg.skills.items():
+                self._skill_levels.setdefault(skill, [[] for _ in range(MAX_LEVEL + 1)])[level].append(a.id)
         self._finished: deque[str] = deque()  # completed/abandoned contacts, oldest first
         self._known_skills = frozenset(center.skills)
         self._merged: dict[tuple[str, tuple[SkillRequirement, ...]], tuple[SkillRequirement, ...]] = {}
@@ -1080,7 +1086,7 @@ class Router:
             names = self._agents_for(rule)
             if restrict is not None:
                 names = names & {restrict}
-            for name in sorted(names, key=lambda n: self.agents[n].order):
+            for name in names:  # (each agent's own list of classes keeps the order classes were made in)
                 if self.agents[name].cfg.capacity.get(channel, 0) > 0:
                     rc.agents.add(name)
                     self._agent_classes[name].setdefault(channel, []).append(rc)
@@ -1105,7 +1111,11 @@ class Router:
         key = (skill, level)
         found = self._at_least.get(key)
         if found is None:
-            found = frozenset(a.id for a in self.agents.values() if a.cfg.skills.get(skill, 0) >= level)
+            if level <= 0:  # (an agent without the skill has it at level 0)
+                found = frozenset(self.agents)
+            else:
+                levels = self._skill_levels.get(skill, [])
+                found = frozenset(a for at in levels[level:] for a in at)
             self._at_least[key] = found
         return found
 
