@@ -53,6 +53,7 @@ from acd.model import (
     Strategy,
 )
 from acd.router import Router
+from engine import collector
 
 MEAN_HANDLE_S = 300.0
 MIN_HANDLE_S = 30.0
@@ -507,8 +508,7 @@ def run_routing(*, agents: int, skills: int, waiting: int, decisions: int, seed:
                 progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """The router at `waiting`, the baseline on the same workload, and both at each `scaling` size."""
     center = build_center(agents, skills, seed)
-    gc.collect()
-    gc.freeze()  # what is loaded so far stays, as `switchboard serve` does before it serves
+    collector.settle()  # the collector as `switchboard serve` sets it before it serves
     warmup = min(1000, decisions // 10)
     tick = CLOCKS[clock]
 
@@ -537,6 +537,7 @@ def run_routing(*, agents: int, skills: int, waiting: int, decisions: int, seed:
         "seed": seed,
         "clock": clock,
         "core": native.build(),  # compiled (mypyc) or pure Python, and why
+        "gc_threshold": list(gc.get_threshold()),  # as `switchboard serve` runs (engine/collector.py)
         **{k: v for k, v in summary.items() if k != "waiting"},
         "peak_rss_mb": rss_router,
     }

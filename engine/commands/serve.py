@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -25,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from engine import logs
+    from engine import collector, logs
     from engine.app import create_app
     from engine.configfile import ConfigFileError, load_file
     from engine.settings import Settings
@@ -54,11 +53,7 @@ def run(args: argparse.Namespace) -> int:
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_config=log_config,
                             ws_max_size=65536, timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
-    # what start-up loaded (modules, site, app) lives as long as the process: out of the collector's way, a
-    # full collection walks only what runs (in the routing benchmark, walking the loaded modules each time
-    # made pauses of 90-120 ms and cost 15% of the decisions per second)
-    gc.collect()
-    gc.freeze()
+    collector.settle()  # what start-up loaded, frozen; young collections less often (engine/collector.py)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
