@@ -8,7 +8,6 @@ exactly like work does, until it is accepted or missed.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Mapping
 from typing import Any, Final
 

@@ -11,7 +11,7 @@ speeds so a fast wrong answer shows.
 The model is run at several centre sizes at the same load per agent (one row each), because the ratio
 depends on the size: ciw's cost per customer grows with its number of servers, the router's does not
 (measured: ciw 62k customers/s at 14 agents, 31k at 200, 8.8k at 1000). The headline figures are the
-last size's, by default 1000 agents: a large city 311, the scale DOMAIN.md designs for and the routing
+largest size's, by default 1000 agents: a large city 311, the scale DOMAIN.md designs for and the routing
 benchmark's. The smaller rows stay in the output so nobody reads the headline as holding everywhere.
 
 `add_arguments(parser)` and `run(args) -> dict` are called by `switchboard bench simulate`.
@@ -30,6 +30,7 @@ from typing import Any
 from acd import native
 from acd.scenario import Scenario, load_scenario
 from acd.simulate import simulate
+from engine.commands.argtypes import number, sizes, whole
 
 GOAL_RATIO = 10.0
 # centre sizes, each at the same load per agent: a small city's centre, a mid-sized one, and a large city 311
@@ -107,59 +108,24 @@ def run_ciw(model: MMC, duration_s: float, seed: int, warmup_s: float = 0.0,
     return CiwRun(len(waits), within / len(waits), sum(waits) / len(waits), seconds)
 
 
-def _sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a comma-separated list of whole numbers, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"at least one centre size, each 1 or more, got {text!r}")
-    return sizes
-
-
-def _positive(kind: type) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"a number is needed, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
-        return value
-    return parse
-
-
-def _not_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a number is needed, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
-    return value
-
-
-def _load(text: str) -> float:
-    value = _positive(float)(text)
-    if value >= 1:  # at or over 1 Erlang per agent the line grows without end: no steady state to measure
-        raise argparse.ArgumentTypeError(f"must be below 1 (an unstable queue otherwise), got {text!r}")
-    return float(value)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--agents", type=_sizes, default=DEFAULT_SIZES,
+    parser.add_argument("--agents", type=sizes, default=DEFAULT_SIZES,
                         help="centre sizes to run, comma-separated, all agents always ready (default "
-                             f"{','.join(map(str, DEFAULT_SIZES))}); the last is the headline")
-    parser.add_argument("--arrivals-per-hour", type=_positive(float), default=None,
+                             f"{','.join(map(str, DEFAULT_SIZES))}); the largest is the headline")
+    parser.add_argument("--arrivals-per-hour", type=number(low=0.0, strict=True), default=None,
                         help="Poisson arrival rate (default: what keeps each size at --occupancy)")
-    parser.add_argument("--occupancy", type=_load, default=0.9,
+    parser.add_argument("--occupancy", type=number(low=0.0, strict=True, high=1.0), default=0.9,
                         help="offered load per agent when no --arrivals-per-hour (default 0.9)")
-    parser.add_argument("--aht-s", type=_positive(float), default=180.0, help="mean (exponential) handle time (default 180)")
-    parser.add_argument("--threshold-s", type=_not_negative, default=20.0, help="service-level threshold T (default 20)")
-    parser.add_argument("--contacts", type=_positive(int), default=24_000,
+    parser.add_argument("--aht-s", type=number(low=0.0, strict=True), default=180.0,
+                        help="mean (exponential) handle time (default 180)")
+    parser.add_argument("--threshold-s", type=number(low=0.0, strict=False), default=20.0,
+                        help="service-level threshold T (default 20)")
+    parser.add_argument("--contacts", type=whole(1), default=24_000,
                         help="contacts each run simulates, about (default 24,000); sets the simulated time")
-    parser.add_argument("--hours", type=_positive(float), default=None, help="simulated hours per run instead of --contacts")
-    parser.add_argument("--repeat", type=_positive(int), default=3, help="runs of each simulator; the best counts (default 3)")
+    parser.add_argument("--hours", type=number(low=0.0, strict=True), default=None,
+                        help="simulated hours per run instead of --contacts")
+    parser.add_argument("--repeat", type=whole(1), default=3,
+                        help="runs of each simulator; the best counts (default 3)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
                         help="wall: time.perf_counter (default); cpu: this thread's CPU time")
@@ -223,7 +189,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for model in models:
         hours = args.hours if args.hours is not None else args.contacts / model.arrivals_per_hour
         rows.append(run_size(model, hours, repeat=args.repeat, seed=args.seed, clock=clock))
-    head = rows[-1]
+    head = rows[-1]  # (sizes come smallest first)
     return {
         "benchmark": "simulate",
         "clock": args.clock,

@@ -12,6 +12,8 @@ import json
 import sys
 from typing import Any
 
+from engine.commands.argtypes import sizes, whole
+
 SCALING_DEFAULT = "100,1000,10000"
 
 
@@ -22,13 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     which.required = True
 
     r = which.add_parser("routing", help="routing decisions per second and latency, against a naive scan")
-    r.add_argument("--agents", type=_positive, default=1000, help="agents, all logged in (default 1000)")
-    r.add_argument("--skills", type=_at_least_two, default=100, help="skills: topics and languages (default 100)")
-    r.add_argument("--waiting", type=_positive, default=10_000, help="contacts kept waiting (default 10000)")
-    r.add_argument("--decisions", type=_positive, default=20_000, help="timed routing decisions (default 20000)")
-    r.add_argument("--baseline-decisions", type=_positive, default=300,
+    r.add_argument("--agents", type=whole(1), default=1000, help="agents, all logged in (default 1000)")
+    r.add_argument("--skills", type=whole(2), default=100, help="skills: topics and languages (default 100)")
+    r.add_argument("--waiting", type=whole(1), default=10_000, help="contacts kept waiting (default 10000)")
+    r.add_argument("--decisions", type=whole(1), default=20_000, help="timed routing decisions (default 20000)")
+    r.add_argument("--baseline-decisions", type=whole(1), default=300,
                    help="timed decisions of the naive full-scan baseline (default 300: it is slow)")
-    r.add_argument("--scaling", type=_sizes, default=_sizes(SCALING_DEFAULT),
+    r.add_argument("--scaling", type=sizes, default=sizes(SCALING_DEFAULT),
                    help=f"waiting sizes of the scaling table, comma-separated (default {SCALING_DEFAULT}); "
                         "the baseline runs only at sizes up to --waiting")
     r.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
@@ -48,38 +50,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c = which.add_parser("calls", help="real SIP calls through the engine (SIPp on loopback): success, "
                                        "setup times, engine CPU and memory")
     c.add_argument("--rate", type=float, default=5.0, help="new calls per second (default 5)")
-    c.add_argument("--concurrent", type=_positive, default=100,
+    c.add_argument("--concurrent", type=whole(1), default=100,
                    help="at most this many calls at once; also the number of agents (default 100)")
     c.add_argument("--duration", type=float, default=60.0, help="seconds of placing calls (default 60)")
     c.add_argument("--hold", type=float, default=20.0, help="seconds each call lasts once answered (default 20)")
-    c.add_argument("--agents", type=_positive, default=None, help="agents (default: --concurrent)")
+    c.add_argument("--agents", type=whole(1), default=None, help="agents (default: --concurrent)")
     c.add_argument("--workdir", help="keep the site file, logs and SIPp traces here (default: a temp dir)")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.set_defaults(func=run_calls)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _at_least_two(text: str) -> int:
-    value = int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be at least 2, got {value}")
-    return value
-
-
-def _sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not sizes or any(n < 1 for n in sizes):
-        raise argparse.ArgumentTypeError(f"expected positive sizes, got {text!r}")
-    return sorted(set(sizes))
 
 
 def run_routing(args: argparse.Namespace) -> int:

@@ -14,40 +14,12 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from acd.erlang import StaffingResult, agents_required, erlang_a, erlang_c
+from engine.commands.argtypes import number, whole
 
 EXIT_BAD_INPUT = 2
-
-
-def _number(*, low: float, strict: bool, high: float | None = None) -> Callable[[str], float]:
-    """An argparse `type` for a finite number in a range; argparse names the option on failure."""
-    bound = f"> {low:g}" if strict else f">= {low:g}"
-    wanted = f"a number {bound}" if high is None else f"a number in ({low:g}, {high:g})"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
-        if (not math.isfinite(value) or value < low or (strict and value == low)
-                or (high is not None and value >= high)):
-            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
-        return value
-
-    return parse
-
-
-def _agents(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
 
 
 def _occupancy(text: str) -> float:
@@ -66,17 +38,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                                    "of agents (--agents), or the fewest agents meeting a service-level "
                                    "target (--target-sl). Erlang C; Erlang A with --patience-s. Service "
                                    "level = answered within the threshold / offered.")
-    p.add_argument("--arrivals-per-hour", required=True, type=_number(low=0.0, strict=False), metavar="N",
+    p.add_argument("--arrivals-per-hour", required=True, type=number(low=0.0, strict=False), metavar="N",
                    help="offered contacts per hour")
-    p.add_argument("--aht-s", required=True, type=_number(low=0.0, strict=True), metavar="S",
+    p.add_argument("--aht-s", required=True, type=number(low=0.0, strict=True), metavar="S",
                    help="average handle time in seconds (talk + hold + wrap-up)")
-    p.add_argument("--threshold-s", required=True, type=_number(low=0.0, strict=False), metavar="S",
+    p.add_argument("--threshold-s", required=True, type=number(low=0.0, strict=False), metavar="S",
                    help="service-level threshold T in seconds (answered within T)")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--agents", type=_agents, metavar="N", help="agents on the queue: evaluate them")
-    which.add_argument("--target-sl", type=_number(low=0.0, strict=True, high=1.0), metavar="F",
+    which.add_argument("--agents", type=whole(1), metavar="N", help="agents on the queue: evaluate them")
+    which.add_argument("--target-sl", type=number(low=0.0, strict=True, high=1.0), metavar="F",
                        help="service-level target as a fraction, e.g. 0.8: find the agents it needs")
-    p.add_argument("--patience-s", type=_number(low=0.0, strict=True), metavar="S",
+    p.add_argument("--patience-s", type=number(low=0.0, strict=True), metavar="S",
                    help="mean caller patience in seconds: use Erlang A (callers abandon)")
     p.add_argument("--max-occupancy", type=_occupancy, metavar="F",
                    help="with --target-sl: also keep occupancy at or below this fraction")

@@ -1,4 +1,4 @@
-"""`switchboard bench simulate`: a row per centre size, ours beside ciw, the headline the last size's.
+"""`switchboard bench simulate`: a row per centre size, ours beside ciw, the headline the largest size's.
 
 Speeds are figures to read, not to assert; what is checked is that both simulators ran the same model
 (contacts and service levels agree with each other and with Erlang C) and that bad sizes are refused."""
@@ -12,8 +12,8 @@ import pytest
 from engine.cli import main
 
 
-def test_a_row_per_size_and_the_headline_is_the_last(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "simulate", "--agents", "5,40", "--contacts", "4000", "--repeat", "1", "--json"]) == 0
+def test_a_row_per_size_and_the_headline_is_the_largest(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "simulate", "--agents", "40,5", "--contacts", "4000", "--repeat", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     rows = out["rows"]
     assert [r["agents"] for r in rows] == [5, 40]
@@ -43,16 +43,17 @@ def test_a_fixed_arrival_rate_applies_to_every_size(capsys: pytest.CaptureFixtur
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--agents", "0", "at least one centre size, each 1 or more, got '0'"),
-    ("--agents", "14,x", "a comma-separated list of whole numbers, got '14,x'"),
-    ("--agents", "", "at least one centre size"),
-    ("--occupancy", "1.0", "must be below 1 (an unstable queue otherwise), got '1.0'"),
-    ("--occupancy", "0", "must be more than 0, got '0'"),
-    ("--contacts", "-5", "must be more than 0, got '-5'"),
-    ("--aht-s", "abc", "a number is needed, got 'abc'"),
-    ("--arrivals-per-hour", "0", "must be more than 0"),
-    ("--repeat", "0", "must be more than 0"),
-    ("--threshold-s", "-1", "must be 0 or more, got '-1'"),
+    ("--agents", "0", "expected comma-separated whole numbers >= 1, got '0'"),
+    ("--agents", "14,x", "expected comma-separated whole numbers >= 1, got '14,x'"),
+    ("--agents", "", "expected comma-separated whole numbers >= 1, got ''"),
+    ("--occupancy", "1.0", "must be a number in (0, 1), got '1.0'"),
+    ("--occupancy", "0", "must be a number in (0, 1), got '0'"),
+    ("--contacts", "-5", "must be a whole number >= 1, got '-5'"),
+    ("--aht-s", "abc", "must be a number > 0, got 'abc'"),
+    ("--arrivals-per-hour", "0", "must be a number > 0, got '0'"),
+    ("--repeat", "0", "must be a whole number >= 1, got '0'"),
+    ("--threshold-s", "-1", "must be a number >= 0, got '-1'"),
+    ("--hours", "nan", "must be a number > 0, got 'nan'"),
 ])
 def test_bad_options_are_refused_naming_the_option(option: str, value: str, message: str,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
@@ -65,7 +66,7 @@ def test_bad_options_are_refused_naming_the_option(option: str, value: str, mess
 
 def test_more_calls_than_the_agents_can_take_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stop:
-        main(["bench", "simulate", "--agents", "14,4", "--arrivals-per-hour", "90", "--json"])
+        main(["bench", "simulate", "--agents", "4,14", "--arrivals-per-hour", "90", "--json"])
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "--arrivals-per-hour 90 with --aht-s 180 is 4.5 Erlangs, too much for 4 agents" in err
