@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
+from acd.heaps import in_order
 from acd.model import pickled
 from acd.reservations import AgentRuntime
 
@@ -101,22 +102,10 @@ class IdleIndex:
         a = heap[0].agent
         if a.id in allowed and not (declined and declined.get(a.id, t) > t):
             return a  # the usual case: the longest idle may take it
-        # walk the heap in order without disturbing it: a side heap of (entry, index) yields entries
-        # smallest first, touching only what it passes
-        side: list[tuple[Idle, int]] = [(heap[0], 0)]
-        size = len(heap)
-        steps = 0
-        while side:
-            e, i = heapq.heappop(side)
+        for passed, e in enumerate(in_order(heap)):  # (the heap left as it is)
             a = e.agent
             if self._live(e) and a.id in allowed and not (declined and declined.get(a.id, t) > t):
                 return a
-            steps += 1
-            if steps > WALK_LIMIT:
+            if passed >= WALK_LIMIT:
                 return False
-            j = 2 * i + 1
-            if j < size:
-                heapq.heappush(side, (heap[j], j))
-                if j + 1 < size:
-                    heapq.heappush(side, (heap[j + 1], j + 1))
         return None

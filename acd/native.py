@@ -20,9 +20,9 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
-# the routing core proper, with the events it makes
+# the routing core proper, with the events it makes, and the simulator that drives it
 COMPILED = ("model", "eligibility", "local_days", "line_index", "reservations", "stats", "strategies", "events",
-            "timers", "idle_index", "router", "simulate")
+            "timers", "heaps", "idle_index", "router", "simulate")
 BUILD_RECORD = "native-build.json"
 PURE_ENV = "SWITCHBOARD_PURE_PYTHON"
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -50,6 +50,7 @@ from acd.events import (
     OfferMissed,
     WrapUpCompleted,
 )
+from acd.heaps import in_order
 from acd.idle_index import IdleIndex
 from acd.line_index import LineIndex, LineKey
 from acd.local_days import LocalDays
@@ -1265,18 +1266,11 @@ class Router:
             break
         else:
             return None
-        # rare: the head was missed by this agent. Walk the heap in order without disturbing it:
-        # a side heap of (place, index) yields places smallest first, touching only what it passes.
-        side = [(heap[0], 0)]
-        size = len(heap)
-        while side:
-            place, i = heapq.heappop(side)
+        # rare: the head was missed by this agent: walk the heap in order, without disturbing it
+        for place in in_order(heap):
             c = place.contact
             if c.heap_token == place.token and c.declined_by.get(agent, t) <= t:
                 return c
-            for j in (2 * i + 1, 2 * i + 2):
-                if j < size:
-                    heapq.heappush(side, (heap[j], j))
         return None
 
     def _match_contact(self, c: Contact, t: float) -> None:
